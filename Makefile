@@ -1,0 +1,30 @@
+# Native stack: every service a local process on 127.0.0.1, all state in ANCORA_STATE_DIR (./.ancora).
+# `python3 -m uv` is the fallback when uv is not on PATH: `pip install uv` may put the binary elsewhere.
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen
+
+.PHONY: uv sync up down status logs clean test
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install uv
+
+sync: uv
+	$(UV) sync --frozen
+
+up: sync
+	$(RUN) ancora stack up
+
+down: uv
+	$(RUN) ancora stack down
+
+status: uv
+	$(RUN) ancora stack status
+
+logs: uv
+	$(RUN) ancora stack logs
+
+clean: uv
+	$(RUN) ancora stack clean
+
+test: uv
+	$(UV) sync --frozen && $(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy src && $(RUN) pytest

@@ -1,0 +1,124 @@
+"""Ingest throughput: validate and store 100,000 rows with dedup, into MariaDB and into SQLite.
+
+Rows come from the real covertype sample, as the data API sends them (every value a string), in
+responses of 2,000 rows. A second pass sends the same rows again to time the dedup path.
+
+    uv run python -m benchmarks.ingest --mysql-url mysql+pymysql://root@127.0.0.1:3306
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ancora.config import PROJECT_ROOT
+from ancora.store import RawRowStore, open_raw_store
+from ancora.validation import validate_rows
+from benchmarks.machine import describe_machine
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+RESPONSE_ROWS = 2000
+
+
+def api_rows(csv_path: Path) -> list[list[str]]:
+    with csv_path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        return [row for row in reader]
+
+
+def responses(rows: list[list[str]], total: int) -> Iterator[tuple[int, list[list[str]]]]:
+    """(batch number, rows) pairs adding up to `total` distinct rows: the sample repeated across batches."""
+    sent = 0
+    batch = 1
+    while sent < total:
+        for start in range(0, len(rows), RESPONSE_ROWS):
+            chunk = rows[start : start + RESPONSE_ROWS][: total - sent]
+            if not chunk:
+                return
+            yield batch, chunk
+            sent += len(chunk)
+        batch += 1
+
+
+def ingest(store: RawRowStore, rows: list[list[str]], total: int) -> dict[str, float]:
+    inserted = duplicates = 0
+    started = time.perf_counter()
+    for batch, chunk in responses(rows, total):
+        report = validate_rows(chunk)
+        written = store.write_batch(
+            group_number=1,
+            batch_number=batch,
+            valid=report.valid,
+            quarantined=report.quarantined,
+            run_id="bench",
+        )
+        inserted += written.inserted
+        duplicates += written.duplicates
+    seconds = time.perf_counter() - started
+    return {
+        "rows": total,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(total / seconds),
+        "inserted": inserted,
+        "duplicates": duplicates,
+    }
+
+
+def measure(url: str, rows: list[list[str]], total: int) -> dict[str, Any]:
+    store = open_raw_store(url)
+    first = ingest(store, rows, total)
+    again = ingest(store, rows, total)
+    stored = store.stats().total_rows
+    assert first["inserted"] == total == stored, (first, stored)
+    assert again["inserted"] == 0 and again["duplicates"] == total, again
+    return {"new_rows": first, "all_duplicates": again, "stored": stored}
+
+
+def with_throwaway_mysql(server_url: str, run: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    name = f"ancora_bench_{secrets.token_hex(4)}"
+    server = sa.create_engine(server_url)
+    with server.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        return run(f"{server_url}/{name}?charset=utf8mb4")
+    finally:
+        with server.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--csv", type=Path, default=PROJECT_ROOT / "data" / "covertype" / "covertype.csv")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--mysql-url", default="mysql+pymysql://root@127.0.0.1:3306")
+    args = parser.parse_args()
+
+    rows = api_rows(args.csv)
+    results: dict[str, Any] = {
+        "machine": describe_machine(),
+        "rows": args.rows,
+        "response_rows": RESPONSE_ROWS,
+    }
+    results["mariadb"] = with_throwaway_mysql(args.mysql_url, lambda url: measure(url, rows, args.rows))
+    with tempfile.TemporaryDirectory() as folder:
+        results["sqlite"] = measure(f"sqlite:///{folder}/raw.db", rows, args.rows)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

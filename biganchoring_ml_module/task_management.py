@@ -1,0 +1,5 @@
+"""``biganchoring_ml_module.task_management``, as existing scripts import it."""
+
+from ancora.client.task_management import TaskHandler
+
+__all__ = ["TaskHandler"]

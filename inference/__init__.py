@@ -1,0 +1,1 @@
+"""The inference API: a thin FastAPI face over ``ancora.serving``."""

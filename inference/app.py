@@ -1,0 +1,57 @@
+"""The inference API's app factory: one app per settings object, routers mounted in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ancora.config import Settings, get_settings
+from inference.metrics import MetricsMiddleware
+from inference.routes import health, metrics, models, predict
+from inference.runtime import ServingRuntime
+
+DESCRIPTION = """
+Predicts the forest cover type of a covertype observation with the model version that the MLflow
+registry alias (default `covertype@champion`) points at **now**.
+
+- The alias is checked every poll interval (and on `POST /reload`); a new version is loaded beside
+  the old one and swapped in atomically. Requests already running finish on the old version.
+- A failed check or load keeps the old version serving and shows in `/ready`, `/models` and
+  `/metrics`. Until a first version is loaded, predictions and `/ready` answer 503 and say why.
+- Concurrent `/predict` calls are coalesced into one model call (adaptive micro-batching).
+- Rows use the data API's format: the 12 feature columns, values as strings or numbers.
+"""
+
+TAGS = [
+    {"name": "predictions", "description": "Cover type predictions, one row or a batch."},
+    {"name": "models", "description": "The served model version and forced reloads."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    runtime = ServingRuntime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Ancora inference API",
+        version="1.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    for router in (predict.router, models.router, health.router, metrics.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,140 @@
+"""Prometheus metrics of one app, in its own registry so tests can build several apps in one process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ancora.serving.registry import ServedModel
+from ancora.serving.watcher import FailureKind
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384)
+
+
+class ServingMetrics:
+    """Request counts and latency, predictions per class, the loaded version, and reload failures."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "ancora_inference_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ancora_inference_request_duration_seconds",
+            "Time from request start to the end of the response, by route template and method.",
+            ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "ancora_inference_predictions",
+            "Rows predicted, by predicted cover type.",
+            ("cover_type", "class_name"),
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "ancora_inference_predict_call_rows",
+            "Rows per predict_proba call after micro-batching (higher under load is the point).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "ancora_inference_model_version",
+            "Registry version of the served model (0 while none is loaded).",
+            ("name", "alias"),
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "ancora_inference_model_info",
+            "1 for the served model version and run.",
+            ("name", "alias", "version", "run_id"),
+            registry=self.registry,
+        )
+        self.model_loaded_at = Gauge(
+            "ancora_inference_model_loaded_timestamp_seconds",
+            "When the served version was loaded (Unix time).",
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "ancora_inference_model_reloads",
+            "Swaps to a new model version.",
+            registry=self.registry,
+        )
+        self.reload_failures = Counter(
+            "ancora_inference_reload_failures",
+            "Failed checks of the alias: registry unreachable, version not loadable, or alias missing.",
+            ("kind",),
+            registry=self.registry,
+        )
+        self.last_check_failed = Gauge(
+            "ancora_inference_last_check_failed",
+            "1 when the latest check of the alias failed (the previous model keeps serving).",
+            registry=self.registry,
+        )
+
+    def init_model_labels(self, name: str, alias: str) -> None:
+        self.model_version.labels(name, alias).set(0)
+        for kind in ("registry", "load", "missing"):
+            self.reload_failures.labels(kind)
+
+    def model_loaded(self, model: ServedModel) -> None:
+        ref = model.ref
+        self.model_version.labels(ref.name, ref.alias).set(float(ref.version))
+        self.model_info.clear()
+        self.model_info.labels(ref.name, ref.alias, ref.version, ref.run_id or "").set(1)
+        self.model_loaded_at.set(model.loaded_at.timestamp())
+        self.reloads.inc()
+        self.last_check_failed.set(0)
+
+    def check_failed(self, kind: FailureKind) -> None:
+        self.reload_failures.labels(kind).inc()
+        self.last_check_failed.set(1)
+
+    def check_succeeded(self) -> None:
+        self.last_check_failed.set(0)
+
+    def count_predictions(self, model: ServedModel, winners: np.ndarray[Any, Any]) -> None:
+        counts: Sequence[int] = np.bincount(winners, minlength=len(model.classes)).tolist()
+        for label, name, count in zip(model.classes, model.class_names, counts, strict=True):
+            if count:
+                self.predictions.labels(str(label), name).inc(count)
+
+
+class MetricsMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware), so counting costs microseconds, not a task per request."""
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = route.path if isinstance(route, Route) else "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(template, method, str(status)).inc()
+            self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""One router per concern: predictions, models and reload, health, metrics."""

@@ -1,0 +1,52 @@
+"""What is served, and a forced check of the alias."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from inference.dependencies import AdminDep, RuntimeDep
+from inference.schemas import ErrorMessage, ModelStatus, ReloadResult
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/models", summary="The served model", response_model=ModelStatus)
+async def models(runtime: RuntimeDep) -> ModelStatus:
+    """Name, alias, version, run and load time of the served model, and the latest check's outcome."""
+    model = runtime.watcher.current
+    last = runtime.watcher.last_check
+    ref = model.ref if model is not None else None
+    return ModelStatus(
+        name=runtime.registry.name,
+        alias=runtime.registry.alias,
+        registry_uri=runtime.registry.registry_uri,
+        status="serving" if model is not None else "waiting",
+        version=ref.version if ref else None,
+        run_id=ref.run_id if ref else None,
+        source=ref.source if ref else None,
+        loaded_at=model.loaded_at if model is not None else None,
+        load_seconds=model.load_seconds if model is not None else None,
+        poll_interval_seconds=runtime.watcher.interval_seconds,
+        last_check_at=last.checked_at if last is not None else None,
+        last_check_error=last.error if last is not None else None,
+    )
+
+
+@router.post(
+    "/reload",
+    summary="Check the alias now",
+    response_model=ReloadResult,
+    dependencies=[AdminDep],
+    responses={
+        401: {"model": ErrorMessage, "description": "Missing or wrong admin token."},
+        503: {"model": ErrorMessage, "description": "No admin token configured: reload is disabled."},
+    },
+)
+async def reload(runtime: RuntimeDep) -> ReloadResult:
+    """Ask the registry at once instead of waiting for the next poll; swaps if the alias moved."""
+    result = await runtime.watcher.check()
+    return ReloadResult(
+        changed=result.changed,
+        model_version=result.model.ref.version if result.model is not None else None,
+        error=result.error,
+    )

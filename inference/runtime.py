@@ -1,0 +1,43 @@
+"""Everything one app instance owns: settings, registry view, watcher, micro-batcher, metrics."""
+
+from __future__ import annotations
+
+from ancora.config import Settings
+from ancora.serving.batcher import MicroBatcher
+from ancora.serving.registry import ModelRegistry, configure_mlflow_http
+from ancora.serving.watcher import ModelWatcher
+from inference.metrics import ServingMetrics
+
+
+class ServingRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ServingMetrics()
+        self.registry = ModelRegistry(settings)
+        self.metrics.init_model_labels(self.registry.name, self.registry.alias)
+        self.watcher = ModelWatcher(
+            self.registry, settings.model_poll_interval_seconds, observer=self.metrics
+        )
+        self.batcher = MicroBatcher(
+            settings.serving_microbatch_max_rows, on_batch=self.metrics.batch_rows.observe
+        )
+
+    async def start(self) -> None:
+        """Start serving at once; the first registry check runs in the background, so liveness does
+        not wait for a download and a missing champion does not stop the process."""
+        configure_mlflow_http(self.settings)
+        await self.batcher.start()
+        self.watcher.start()
+
+    async def stop(self) -> None:
+        await self.watcher.stop()
+        await self.batcher.stop()
+
+    def not_ready_reason(self) -> str:
+        last = self.watcher.last_check
+        if last is None:
+            return (
+                f"no model loaded yet: still asking the registry for "
+                f"'{self.registry.name}@{self.registry.alias}'"
+            )
+        return f"no model loaded: {last.error}"

@@ -1,0 +1,1 @@
+"""One router per concern: ``pipelines`` (the orchestrator's API) and ``health``."""

@@ -1,0 +1,40 @@
+"""The `ancora` command: one entry point per stage.
+
+Airflow tasks, Slurm jobs and containers all call it, so every place runs the same code.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ancora.cli import data, serve, services, train
+from ancora.cli.config import config_app
+from ancora.cli.sagemaker import provisioning, sagemaker_app
+from ancora.cli.stack import stack_app
+from ancora.cli.task_service import task_service_app
+from ancora.logs import configure_logging
+
+app = typer.Typer(
+    name="ancora",
+    help="Ancora MLOps stack: collect, train, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    configure_logging(verbose)
+
+
+app.command("collect")(data.collect)
+app.command("train")(train.train)
+app.add_typer(data.data_app, name="data")
+app.add_typer(data.db_app, name="db")
+app.command("data-api")(services.data_api)
+app.command("serve")(serve.serve)
+app.add_typer(stack_app, name="stack")
+app.add_typer(config_app, name="config")
+app.add_typer(task_service_app, name="task-service")
+app.add_typer(sagemaker_app, name="sagemaker")
+app.command("provisioning")(provisioning)

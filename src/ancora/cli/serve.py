@@ -1,0 +1,27 @@
+"""`ancora serve`: the inference API, the way `make up`, compose and a person start it."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from ancora.config import get_settings
+
+
+def serve(
+    port: int | None = typer.Option(None, help="Port; default ANCORA_INFERENCE_PORT (8000)."),
+    access_log: bool = typer.Option(
+        False, help="Log every request; off by default (the /metrics counters cover traffic)."
+    ),
+) -> None:
+    """Serve the registry alias (default covertype@champion) on ANCORA_BIND_HOST, with hot reload."""
+    from inference.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=port or settings.inference_port,
+        access_log=access_log,
+        log_level="info",
+    )

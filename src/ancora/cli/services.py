@@ -1,0 +1,28 @@
+"""Commands that run long-lived services."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from ancora.config import get_settings
+
+
+def data_api(
+    port: int | None = typer.Option(None, help="Port; default ANCORA_SIMULATOR_PORT."),
+    rotation_seconds: float | None = typer.Option(
+        None, help="Seconds between batch advances; default ANCORA_SIMULATOR_ROTATION_SECONDS."
+    ),
+) -> None:
+    """Run the data API simulator (the course contract) on 127.0.0.1."""
+    from data_api.app import create_app
+
+    settings = get_settings()
+    if rotation_seconds is not None:
+        settings = settings.model_copy(update={"simulator_rotation_seconds": rotation_seconds})
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=port or settings.simulator_port,
+        log_level="info",
+    )

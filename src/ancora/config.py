@@ -1,0 +1,397 @@
+"""The one typed settings object of Ancora.
+
+Every URL, port, path and credential is read here, from ``ANCORA_*`` environment variables
+(or a ``.env`` file), so services, DAGs, the CLI and the UI never disagree about where things are.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The source checkout; the shipped sample data and the DAG folder are found relative to it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ANCORA_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    state_dir: Path = Field(
+        default=Path(".ancora"),
+        description="Folder for all native state: databases, logs, pid files, MLflow artifacts.",
+    )
+    bind_host: str = Field(
+        default="127.0.0.1",
+        description="Address every native service listens on; compose sets 0.0.0.0 inside containers.",
+    )
+
+    data_api_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="Base URL of the batch data API (the simulator or the course's own API).",
+    )
+    group_number: int = Field(default=1, ge=1, le=10, description="Group whose batches are collected.")
+    data_api_timeout_seconds: float = Field(default=30.0, gt=0, description="HTTP timeout of one fetch.")
+
+    data_db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the raw-data store; default: SQLite under state_dir.",
+    )
+
+    simulator_port: int = Field(default=8001, description="Port of the data API simulator.")
+    simulator_rotation_seconds: float = Field(
+        default=300.0, gt=0, description="Seconds between batch advances in the simulator."
+    )
+    simulator_dataset_path: Path = Field(
+        default=PROJECT_ROOT / "data" / "covertype" / "covertype.csv",
+        description="CSV the simulator serves (header row, label last).",
+    )
+    simulator_state_path: Path | None = Field(
+        default=None,
+        description="JSON file keeping the simulator's per-group state across restarts.",
+    )
+    simulator_batches: int = Field(default=10, ge=1, description="Number of batches the data is split into.")
+    simulator_seed: int | None = Field(
+        default=None, description="Seed of the simulator's sampling; unset for a fresh random sample."
+    )
+
+    airflow_port: int = Field(default=8080, description="Port of the Airflow API server and UI.")
+    airflow_parallelism: int = Field(
+        default=4, ge=1, description="Airflow task slots natively (the default 32 wastes memory on 2 cores)."
+    )
+    collect_schedule: str = Field(default="*/5 * * * *", description="Cron schedule of covertype_collect.")
+
+    mlflow_port: int = Field(default=5000, description="Port of the MLflow tracking server.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="Tracking URI clients use; default: the native server on mlflow_port."
+    )
+    mlflow_backend_store_uri: str | None = Field(
+        default=None, description="MLflow server's backend store; default: SQLite under state_dir."
+    )
+    mlflow_artifacts_destination: str | None = Field(
+        default=None,
+        description="MLflow artifact destination (folder or s3://bucket/prefix); default under state_dir.",
+    )
+    mlflow_allowed_hosts: str | None = Field(
+        default=None,
+        description="Host headers MLflow accepts (--allowed-hosts); default: its localhost set.",
+    )
+    mlflow_experiment: str = Field(default="covertype", description="MLflow experiment of the training runs.")
+    registered_model_name: str = Field(default="covertype", description="Registered model name in MLflow.")
+
+    train_families: str = Field(
+        default="logistic_regression,random_forest,hist_gradient_boosting",
+        description="Model families `ancora train` searches by default, comma-separated.",
+    )
+    train_search_budget: int = Field(
+        default=3, ge=1, le=50, description="Hyper-parameter configurations tried per family (bounded)."
+    )
+    train_seed: int = Field(default=42, description="Seed of every split, search and estimator in training.")
+    train_min_rows: int = Field(
+        default=500, ge=10, description="Training refuses to start with fewer validated rows than this."
+    )
+    train_min_class_rows: int = Field(
+        default=5, ge=3, description="Rows every class needs so the splits can be stratified."
+    )
+    train_validation_fraction: float = Field(
+        default=0.2, gt=0, lt=0.5, description="Share of training rows held out to pick the best candidate."
+    )
+    train_n_jobs: int = Field(
+        default=2,
+        ge=1,
+        description="Candidates fitted at once, each single-threaded (OpenMP threads thrash shared cores).",
+    )
+    eval_fraction: float = Field(
+        default=0.2, gt=0, lt=0.5, description="Share of new rows drawn into the frozen evaluation set."
+    )
+    promotion_margin: float = Field(
+        default=0.005,
+        ge=0,
+        description="Macro F1 by which a challenger must beat the champion on the evaluation set.",
+    )
+    code_version: str | None = Field(
+        default=None,
+        description="Code version recorded on training runs; default: the checkout's git commit, else the "
+        "package version (images set it at build time).",
+    )
+
+    stack_start_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="How long `ancora stack up` waits for every service to be healthy."
+    )
+    stack_stop_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Grace period between SIGTERM and SIGKILL in `ancora stack down`."
+    )
+
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for state-changing admin endpoints; no default on purpose."
+    )
+
+    inference_port: int = Field(default=8000, description="Port of the inference API.")
+    serving_alias: str = Field(
+        default="champion", description="Registry alias the inference API serves (of registered_model_name)."
+    )
+    model_poll_interval_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds between the inference API's checks of the alias."
+    )
+    inference_batch_max_rows: int = Field(
+        default=10_000, ge=1, description="Most rows one /predict/batch request may carry (more: 413)."
+    )
+    serving_microbatch_max_rows: int = Field(
+        default=256, ge=1, description="Most concurrent single-row requests coalesced into one predict call."
+    )
+    serving_n_jobs: int = Field(
+        default=1,
+        ge=1,
+        description="n_jobs of the served estimator; 1 avoids a thread start-up per call on small batches.",
+    )
+    registry_timeout_seconds: int = Field(
+        default=5, ge=1, description="HTTP timeout of the inference API's registry calls (MLflow client)."
+    )
+    registry_max_retries: int = Field(
+        default=1, ge=0, description="Retries of a failed registry call before the check counts as failed."
+    )
+    model_cache_dir: Path | None = Field(
+        default=None, description="Local copy of served model artifacts; default: state_dir/inference/models."
+    )
+
+    task_service_port: int = Field(
+        default=8002, description="Port of the task service (remote jobs; the client library's server)."
+    )
+    task_service_url: str | None = Field(
+        default=None, description="URL the client library calls; default: the native task service."
+    )
+    task_service_username: str | None = Field(
+        default=None, description="User the client library logs in as (Submitter, TaskHandler)."
+    )
+    task_service_password: SecretStr | None = Field(
+        default=None, description="Password of task_service_username for the client library."
+    )
+    remote_db_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the task service's tasks and users; default: SQLite."
+    )
+    remote_executor: Literal["airflow", "inline"] = Field(
+        default="airflow",
+        description="Who runs submitted jobs: a remote_task Airflow DAG run, or the task service itself "
+        "(inline: a laptop or tests without a scheduler).",
+    )
+    remote_locations: str = Field(
+        default='{"atena02":"hpc","local":"local"}',
+        description="JSON map of runner_location names to runner kinds (hpc, local, sagemaker).",
+    )
+    remote_login_minutes: int = Field(
+        default=60, ge=1, description="Lifetime of a task service login token (signed JWT)."
+    )
+    remote_jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="Key signing task service tokens; default: generated once into state_dir/task_service.",
+    )
+    remote_max_upload_mb: float = Field(
+        default=200, gt=0, description="Largest zip file the service accepts."
+    )
+    remote_max_unpacked_mb: float = Field(
+        default=2048, gt=0, description="Largest total unpacked size of one zip (zip bomb guard)."
+    )
+    remote_max_zip_ratio: float = Field(
+        default=200, gt=1, description="Highest unpacked/packed size ratio of a zip entry (zip bomb guard)."
+    )
+    remote_max_zip_entries: int = Field(default=20_000, ge=1, description="Most entries one zip may hold.")
+    remote_poll_seconds: float = Field(
+        default=1.0, gt=0, description="Seconds between status polls of a running remote job."
+    )
+    remote_log_tail_bytes: int = Field(
+        default=65_536, ge=1024, description="How much of the end of a job's log is fetched and kept."
+    )
+    airflow_username: str = Field(
+        default="admin", description="Airflow account the task service triggers remote_task runs with."
+    )
+    airflow_password: SecretStr | None = Field(
+        default=None, description="Password of airflow_username; default: the native stack's generated one."
+    )
+    hpc_host: str = Field(
+        default="atena02", description="Slurm login node reached over SSH by the hpc runner."
+    )
+    hpc_port: int = Field(default=22, description="SSH port of the Slurm login node.")
+    hpc_username: str | None = Field(
+        default=None, description="SSH user on the login node; default: the local user."
+    )
+    hpc_key_file: Path | None = Field(default=None, description="Private key for the login node.")
+    hpc_known_hosts: Path = Field(
+        default=Path("~/.ssh/known_hosts"),
+        description="known_hosts file that must hold the login node's host key (unknown hosts are refused).",
+    )
+    hpc_work_root: str = Field(
+        default="ancora-tasks",
+        description="Folder on the cluster holding one work folder per task (relative: under the SSH home).",
+    )
+    hpc_job_setup: str = Field(
+        default="",
+        description="Shell lines the batch script runs before the command (module load, venv activation); "
+        "set by the operator, never by submitters.",
+    )
+    hpc_instance_types: str = Field(
+        default='{"gpu":{"partition":"gpu","gpus":1,"time_limit":"04:00:00"},'
+        '"cpu":{"partition":"cpu","gpus":0,"time_limit":"02:00:00"}}',
+        description="JSON map of the client's instance_type to Slurm partition, GPUs and time limit.",
+    )
+    hpc_accounts: str = Field(
+        default='{"default_account":""}',
+        description="JSON map of the client's account to a Slurm account (empty: none); others are refused.",
+    )
+    hpc_ssh_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of the SSH connection and of each command on the login node."
+    )
+
+    aws_region: str = Field(default="us-east-1", description="AWS region of the SageMaker and S3 calls.")
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="boto3 AWS endpoint override (moto in tests, a VPC endpoint); default: AWS's own.",
+    )
+    sagemaker_aws_conn_id: str = Field(
+        default="aws_default",
+        description="Airflow connection of the sagemaker_pulsar DAG (extra endpoint_url: moto in tests).",
+    )
+    sagemaker_role_arn: str = Field(
+        default="arn:aws:iam::000000000000:role/AncoraSageMakerRole",
+        description="IAM role SageMaker jobs and models run as; the default is a placeholder for moto.",
+    )
+    sagemaker_image_uri: str = Field(
+        default="ancora-sagemaker:latest",
+        description="Image (an ECR URI on AWS) of sagemaker/Dockerfile: training and built-in BYOM models.",
+    )
+    sagemaker_bucket: str = Field(
+        default="ancora-sagemaker", description="S3 bucket for SageMaker training data, models and outputs."
+    )
+    sagemaker_training_instance_type: str = Field(
+        default="ml.m5.large", description="Instance type of SageMaker training jobs."
+    )
+    sagemaker_inference_instance_type: str = Field(
+        default="ml.m5.large", description="Instance type of the endpoint the sagemaker_pulsar DAG deploys."
+    )
+    sagemaker_max_runtime_seconds: int = Field(
+        default=3600, ge=60, description="SageMaker stops a training job that runs longer than this."
+    )
+    pulsar_dataset_path: Path = Field(
+        default=PROJECT_ROOT / "data" / "pulsar" / "HTRU_2.csv",
+        description="HTRU2 pulsar CSV (header row, label last) the sagemaker_pulsar DAG trains on.",
+    )
+    provisioning_port: int = Field(default=8003, description="Port of the BYOM provisioning API.")
+    provisioning_db_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the BYOM pipeline registry; default: SQLite."
+    )
+    byom_target: Literal["local", "sagemaker"] = Field(
+        default="local",
+        description="Where BYOM pipelines deploy: serve processes on this machine, or SageMaker (boto3).",
+    )
+    byom_artifact_roots: str | None = Field(
+        default=None,
+        description="Comma-separated folders and s3://bucket/prefix that model.tar.gz may come from (its "
+        "pickle is loaded: trusted); default: state_dir/provisioning/artifacts and s3://sagemaker_bucket.",
+    )
+    byom_max_model_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="Largest model.tar.gz accepted, packed and unpacked."
+    )
+    byom_start_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="How long a local endpoint may take to answer /ping after a deploy."
+    )
+    byom_inference_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout of one /inference call to an endpoint."
+    )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_data_db_url(self) -> str:
+        if self.data_db_url:
+            return self.data_db_url
+        return f"sqlite:///{self.state_dir / 'data' / 'raw.db'}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_simulator_state_path(self) -> Path:
+        return self.simulator_state_path or self.state_dir / "data_api" / "state.json"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"http://{self.bind_host}:{self.mlflow_port}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_mlflow_backend_store_uri(self) -> str:
+        return self.mlflow_backend_store_uri or f"sqlite:///{self.state_dir / 'mlflow' / 'mlflow.db'}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_mlflow_artifacts_destination(self) -> str:
+        return self.mlflow_artifacts_destination or str(self.state_dir / "mlflow" / "artifacts")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.state_dir / "inference" / "models"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_remote_db_url(self) -> str:
+        return self.remote_db_url or f"sqlite:///{self.state_dir / 'task_service' / 'tasks.db'}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_task_service_url(self) -> str:
+        return self.task_service_url or f"http://{self.bind_host}:{self.task_service_port}"
+
+    @property
+    def inference_url(self) -> str:
+        return f"http://{self.bind_host}:{self.inference_port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.bind_host}:{self.airflow_port}"
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://{self.bind_host}:{self.simulator_port}"
+
+    @property
+    def resolved_provisioning_db_url(self) -> str:
+        return self.provisioning_db_url or f"sqlite:///{self.state_dir / 'provisioning' / 'pipelines.db'}"
+
+    @property
+    def resolved_byom_artifact_roots(self) -> list[str]:
+        if self.byom_artifact_roots:
+            return [root.strip() for root in self.byom_artifact_roots.split(",") if root.strip()]
+        return [str(self.state_dir / "provisioning" / "artifacts"), f"s3://{self.sagemaker_bucket}/"]
+
+    @property
+    def provisioning_url(self) -> str:
+        return f"http://{self.bind_host}:{self.provisioning_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Build the settings once per process; tests clear the cache after changing the environment."""
+    return Settings()

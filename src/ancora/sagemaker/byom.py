@@ -1,0 +1,171 @@
+"""BYOM pipeline requests shaped like the AWS MLOps Workload Orchestrator's, and model artifact checks.
+
+The orchestrator's ``/provisionpipeline`` body is kept key for key, so its users can point their
+scripts at Ancora; each ``pipeline_type`` requires the keys it required there. ``model.tar.gz`` is
+checked before anything is unpacked: its pickle will be loaded, so it must come from a location the
+operator configured (``ANCORA_BYOM_ARTIFACT_ROOTS``) and be a plain, bounded archive.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ancora.sagemaker.configs import NAME_PATTERN
+
+MAX_ARCHIVE_MEMBERS = 1000
+
+
+class PipelineType(StrEnum):
+    REALTIME_BUILTIN = "byom_realtime_builtin"
+    REALTIME_CUSTOM = "byom_realtime_custom"
+    BATCH_BUILTIN = "byom_batch_builtin"
+    BATCH_CUSTOM = "byom_batch_custom"
+
+    @property
+    def realtime(self) -> bool:
+        return self.value.startswith("byom_realtime")
+
+    @property
+    def builtin(self) -> bool:
+        return self.value.endswith("_builtin")
+
+
+_REALTIME = ("model_name", "model_artifact_location", "inference_instance", "data_capture_location")
+_BATCH = (
+    "model_name",
+    "model_artifact_location",
+    "inference_instance",
+    "batch_inference_data",
+    "batch_job_output_location",
+)
+_BUILTIN = ("model_framework", "model_framework_version")
+REQUIRED_KEYS: dict[PipelineType, tuple[str, ...]] = {
+    PipelineType.REALTIME_BUILTIN: _REALTIME + _BUILTIN,
+    PipelineType.REALTIME_CUSTOM: (*_REALTIME, "custom_image_uri"),
+    PipelineType.BATCH_BUILTIN: _BATCH + _BUILTIN,
+    PipelineType.BATCH_CUSTOM: (*_BATCH, "custom_image_uri"),
+}
+"""The orchestrator's required keys per pipeline type (``endpoint_name`` is optional everywhere)."""
+
+BUILTIN_FRAMEWORKS = frozenset({"sklearn", "scikit-learn"})
+
+
+class ProvisionRequest(BaseModel):
+    """The body of ``POST /provisionpipeline``; unknown keys are refused so a typo is never ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    pipeline_type: PipelineType
+    model_name: str | None = Field(default=None, description="Name of the model (SageMaker name rules).")
+    model_artifact_location: str | None = Field(
+        default=None, description="model.tar.gz: a path or s3:// URI under ANCORA_BYOM_ARTIFACT_ROOTS."
+    )
+    custom_image_uri: str | None = Field(default=None, description="Image serving the model (custom types).")
+    model_framework: str | None = Field(default=None, description="Built-in types: sklearn only.")
+    model_framework_version: str | None = Field(default=None, description="Built-in types: recorded.")
+    inference_instance: str | None = Field(
+        default=None, description="SageMaker instance type, e.g. ml.m5.large."
+    )
+    data_capture_location: str | None = Field(
+        default=None, description="Where requests and predictions of a real-time endpoint are captured."
+    )
+    endpoint_name: str | None = Field(
+        default=None, description="Real-time endpoint; default: model_name. Provisioning it again updates it."
+    )
+    batch_inference_data: str | None = Field(default=None, description="CSV (or folder of CSVs) to score.")
+    batch_job_output_location: str | None = Field(default=None, description="Where batch predictions go.")
+
+    @field_validator("model_name", "endpoint_name")
+    @classmethod
+    def _sagemaker_name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_PATTERN.fullmatch(value):
+            raise ValueError("must be 1-63 letters, digits and '-', starting with a letter or digit")
+        return value
+
+    @model_validator(mode="after")
+    def _required_for_type(self) -> ProvisionRequest:
+        missing = [key for key in REQUIRED_KEYS[self.pipeline_type] if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"{self.pipeline_type.value} requires {', '.join(missing)}")
+        framework = (self.model_framework or "").lower()
+        if self.pipeline_type.builtin and framework not in BUILTIN_FRAMEWORKS:
+            raise ValueError(
+                f"model_framework {self.model_framework!r}: the built-in image serves sklearn models only"
+            )
+        return self
+
+    @property
+    def target_endpoint(self) -> str:
+        """The real-time endpoint this request deploys to."""
+        return self.endpoint_name or str(self.model_name)
+
+
+class ArtifactError(ValueError):
+    """model.tar.gz is missing, outside the allowed roots, or not a safe archive; a client error."""
+
+
+def check_allowed(location: str, roots: list[str]) -> None:
+    """Refuse locations outside the operator's roots: the archive's pickle runs code when loaded."""
+    if location.startswith("s3://"):
+        allowed = any(root.startswith("s3://") and location.startswith(root) for root in roots)
+    else:
+        path = Path(location).resolve()
+        allowed = any(
+            not root.startswith("s3://") and path.is_relative_to(Path(root).resolve()) for root in roots
+        )
+    if not allowed:
+        raise ArtifactError(
+            f"model_artifact_location {location!r} is outside the allowed roots {roots} "
+            "(ANCORA_BYOM_ARTIFACT_ROOTS)"
+        )
+
+
+def check_archive(path: Path, max_bytes: int) -> list[str]:
+    """Open ``path`` as a gzip tar and check every member; returns the ``.pkl`` member names.
+
+    Only regular files and folders, relative names without ``..``, at most ``max_bytes`` packed and
+    unpacked, exactly one ``.pkl`` (the model the ``serve`` program loads).
+    """
+    if not path.is_file():
+        raise ArtifactError(f"model.tar.gz not found at {path}")
+    if path.stat().st_size > max_bytes:
+        raise ArtifactError(f"{path.name} is {path.stat().st_size} bytes; the limit is {max_bytes}")
+    try:
+        with tarfile.open(path, mode="r:gz") as archive:
+            members = archive.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as problem:
+        raise ArtifactError(f"{path.name} is not a readable gzip tar archive: {problem}") from problem
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise ArtifactError(f"{path.name} holds {len(members)} entries; at most {MAX_ARCHIVE_MEMBERS}")
+    total = 0
+    models: list[str] = []
+    for member in members:
+        name = PurePosixPath(member.name)
+        if name.is_absolute() or ".." in name.parts:
+            raise ArtifactError(f"{path.name}: entry {member.name!r} escapes the model folder")
+        if not (member.isfile() or member.isdir()):
+            raise ArtifactError(f"{path.name}: entry {member.name!r} is not a regular file or folder")
+        total += member.size
+        if member.isfile() and name.suffix == ".pkl":
+            models.append(member.name)
+    if total > max_bytes:
+        raise ArtifactError(f"{path.name} unpacks to {total} bytes; the limit is {max_bytes}")
+    if len(models) != 1 or len(PurePosixPath(models[0]).parts) != 1:
+        raise ArtifactError(
+            f"{path.name} must hold exactly one .pkl at its top level (tar czf model.tar.gz model.pkl); "
+            f"found {models}"
+        )
+    return models
+
+
+def extract_archive(path: Path, destination: Path, max_bytes: int) -> Path:
+    """Check, then unpack into ``destination`` (Python's ``data`` filter as a second guard)."""
+    check_archive(path, max_bytes)
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, mode="r:gz") as archive:
+        archive.extractall(destination, filter="data")
+    return destination

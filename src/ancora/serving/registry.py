@@ -1,0 +1,190 @@
+"""The serving side of the MLflow registry: which version holds the alias, and a loaded copy of it.
+
+Artifacts are downloaded once per version into a local cache, so a restart or a swap back to an
+earlier version does not fetch them again, and a half-written download never looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ancora.config import Settings
+from ancora.schema import COVER_TYPE_NAMES, FEATURES, NUMERIC
+from ancora.serving.rows import features_frame
+
+log = logging.getLogger(__name__)
+
+
+class ChampionMissing(LookupError):
+    """No version of the registered model holds the alias yet (or the model is not registered)."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be asked: down, unreachable, or answering errors."""
+
+
+class ModelLoadFailed(RuntimeError):
+    """The version exists but could not be downloaded, deserialized or run on a contract row."""
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """What the alias points at, as far as deciding whether to swap needs."""
+
+    name: str
+    alias: str
+    version: str
+    run_id: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded version with what the API reports about it; immutable, so swapping is one assignment."""
+
+    ref: VersionRef
+    estimator: Any
+    classes: tuple[int, ...]
+    registry_uri: str
+    loaded_at: datetime
+    path: Path
+    load_seconds: float = 0.0
+    """Download, deserialization and smoke test; a swap lags the alias by at most poll interval + this."""
+    class_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(COVER_TYPE_NAMES.get(label, str(label)) for label in self.classes)
+        object.__setattr__(self, "class_names", names)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+        return np.asarray(self.estimator.predict_proba(frame), dtype=np.float64)
+
+
+def configure_mlflow_http(settings: Settings) -> None:
+    """Bound the MLflow client's HTTP calls in this process.
+
+    Its defaults (120 s timeout, 7 retries with exponential backoff) would keep one registry check
+    busy for minutes while the registry is down; serving wants a quick, visible failure instead.
+    The MLflow client reads these variables at call time, and only from the environment.
+    """
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.registry_timeout_seconds)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.registry_max_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+
+
+def contract_row() -> tuple[int | str, ...]:
+    """A row inside every range of the contract, for a smoke prediction before a version is served."""
+    return tuple(
+        (column.minimum if column.minimum is not None else 0) if column.kind == NUMERIC else column.choices[0]
+        for column in FEATURES
+    )
+
+
+class ModelRegistry:
+    """Reads one alias of one registered model and loads the version it points at."""
+
+    def __init__(self, settings: Settings) -> None:
+        from mlflow import MlflowClient
+
+        self.name = settings.registered_model_name
+        self.alias = settings.serving_alias
+        self.registry_uri = settings.resolved_mlflow_tracking_uri
+        self.cache_dir = settings.resolved_model_cache_dir
+        self.n_jobs = settings.serving_n_jobs
+        self._client = MlflowClient(tracking_uri=self.registry_uri, registry_uri=self.registry_uri)
+
+    def current_version(self) -> VersionRef:
+        """The version the alias points at now; raises ChampionMissing or RegistryUnavailable."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self._client.get_model_version_by_alias(self.name, self.alias)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                raise ChampionMissing(
+                    f"no version of registered model '{self.name}' has the alias '{self.alias}' yet"
+                ) from error
+            raise RegistryUnavailable(f"registry at {self.registry_uri}: {error}") from error
+        except Exception as error:
+            raise RegistryUnavailable(f"registry at {self.registry_uri} unreachable: {error}") from error
+        return VersionRef(
+            name=self.name,
+            alias=self.alias,
+            version=str(version.version),
+            run_id=version.run_id or None,
+            source=str(version.source),
+        )
+
+    def load(self, ref: VersionRef) -> ServedModel:
+        """Download (or reuse) the version's artifacts, deserialize, set serving n_jobs, smoke-test."""
+        started = time.perf_counter()
+        try:
+            path = self._cached_artifacts(ref)
+            import mlflow.sklearn
+
+            estimator = mlflow.sklearn.load_model(str(path))
+        except Exception as error:
+            raise ModelLoadFailed(f"{ref.name} version {ref.version}: {error}") from error
+        if not hasattr(estimator, "predict_proba"):
+            raise ModelLoadFailed(f"{ref.name} version {ref.version} has no predict_proba")
+        self._set_n_jobs(estimator)
+        model = ServedModel(
+            ref=ref,
+            estimator=estimator,
+            classes=tuple(int(label) for label in estimator.classes_),
+            registry_uri=self.registry_uri,
+            loaded_at=datetime.now(UTC),
+            path=path,
+        )
+        try:
+            model.predict_proba(features_frame([contract_row()]))
+        except Exception as error:
+            raise ModelLoadFailed(
+                f"{ref.name} version {ref.version} cannot predict a contract row: {error}"
+            ) from error
+        return replace(model, load_seconds=time.perf_counter() - started)
+
+    def _cached_artifacts(self, ref: VersionRef) -> Path:
+        digest = hashlib.sha256(ref.source.encode()).hexdigest()[:12]
+        target = self.cache_dir / ref.name / f"v{ref.version}-{digest}"
+        if (target / "MLmodel").exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+        try:
+            import mlflow.artifacts
+
+            uri = self._client.get_model_version_download_uri(ref.name, ref.version)
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=str(staging), tracking_uri=self.registry_uri
+                )
+            )
+            if not (local / "MLmodel").exists():
+                raise ModelLoadFailed(f"{uri} holds no MLmodel file")
+            shutil.rmtree(target, ignore_errors=True)
+            local.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        log.info("cached %s version %s in %s", ref.name, ref.version, target)
+        return target
+
+    def _set_n_jobs(self, estimator: Any) -> None:
+        """A forest fitted with n_jobs>1 starts threads on every call, which costs more than one row."""
+        if not hasattr(estimator, "get_params"):
+            return
+        keys = [key for key in estimator.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")]
+        if keys:
+            estimator.set_params(**dict.fromkeys(keys, self.n_jobs))

@@ -1,0 +1,267 @@
+"""Feature rows as the serving side receives them: one request model derived from the data contract.
+
+Ranges and categories come from ``ancora.schema``, never retyped, so the API rejects exactly what the
+collector quarantines. Values may arrive in the data API's raw format (every value a string) or typed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from ancora.schema import (
+    CATEGORICAL_FEATURES,
+    FEATURE_NAMES,
+    FEATURES,
+    LABEL_NAME,
+    NUMERIC,
+    NUMERIC_FEATURES,
+    Column,
+)
+
+FeatureValues = tuple[int | str, ...]
+"""One row's values in ``FEATURE_NAMES`` order; the micro-batcher and the frame builder take these."""
+
+EXAMPLE_ROW: dict[str, str] = {
+    "Elevation": "3207",
+    "Aspect": "249",
+    "Slope": "4",
+    "Horizontal_Distance_To_Hydrology": "212",
+    "Vertical_Distance_To_Hydrology": "17",
+    "Horizontal_Distance_To_Roadways": "5981",
+    "Hillshade_9am": "211",
+    "Hillshade_Noon": "242",
+    "Hillshade_3pm": "170",
+    "Horizontal_Distance_To_Fire_Points": "1682",
+    "Wilderness_Area": "Rawah",
+    "Soil_Type": "C7201",
+}
+"""A real row of the data set, exactly as the data API sends it."""
+
+
+def _whole_number(value: Any) -> Any:
+    """Accept the data API's strings ("2065", "2065.0") and refuse booleans, which Python counts as ints."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise ValueError(f"expected a whole number, got {value!r}") from None
+            if not number.is_integer():
+                raise ValueError(f"expected a whole number, got {value!r}") from None
+            return int(number)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def _field(column: Column) -> tuple[Any, Any]:
+    example = EXAMPLE_ROW[column.name]
+    if column.kind == NUMERIC:
+        return (
+            WholeNumber,
+            Field(
+                ge=column.minimum,
+                le=column.maximum,
+                description=f"{column.description} ({column.minimum}..{column.maximum}); "
+                "a number or a string of digits.",
+                examples=[int(example)],
+            ),
+        )
+    choices: Any = Literal.__getitem__(column.choices)
+    return (choices, Field(description=column.description, examples=[example]))
+
+
+if TYPE_CHECKING:
+
+    class FeatureRow(BaseModel):
+        """What type checkers see; the real fields are added from the schema below."""
+
+else:
+    FeatureRow = create_model(
+        "FeatureRow",
+        __config__=ConfigDict(
+            extra="ignore",
+            json_schema_extra={"examples": [EXAMPLE_ROW]},
+            title="FeatureRow",
+        ),
+        __doc__="One covertype observation: the 12 features of the data contract (the label is ignored).",
+        **{column.name: _field(column) for column in FEATURES},
+    )
+
+FEATURE_ROWS = TypeAdapter(list[FeatureRow])
+
+
+def row_values(row: FeatureRow) -> FeatureValues:
+    values = row.__dict__
+    return tuple(values[name] for name in FEATURE_NAMES)
+
+
+def features_frame(rows: Sequence[FeatureValues]) -> pd.DataFrame:
+    """The DataFrame the pipeline was trained on: columns in contract order, int64 numbers, str categories."""
+    frame = pd.DataFrame.from_records(list(rows), columns=list(FEATURE_NAMES))
+    frame = frame.astype(
+        {name: "int64" for name in NUMERIC_FEATURES} | dict.fromkeys(CATEGORICAL_FEATURES, str)
+    )
+    return frame
+
+
+class BatchTooLarge(ValueError):
+    """More rows than the configured limit; the API answers 413."""
+
+    def __init__(self, rows: int, limit: int) -> None:
+        super().__init__(f"the batch has {rows} rows; at most {limit} are accepted per request")
+        self.rows = rows
+        self.limit = limit
+
+
+class RowsInvalid(ValueError):
+    """Input that breaks the contract, with pydantic-style errors that name the row and field."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid value(s)")
+        self.errors = errors
+
+
+def validate_rows(records: Any, limit: int) -> pd.DataFrame:
+    """Check a decoded JSON body (a list of objects) against the limit, then against the contract.
+
+    Clean input takes a vectorized path (a few milliseconds for 10,000 rows); anything it is not
+    sure about goes through the pydantic model row by row, which accepts and names exactly what
+    ``/predict`` does.
+    """
+    if not isinstance(records, list):
+        raise RowsInvalid(
+            [{"type": "list_type", "loc": ("body",), "msg": "Input should be a list of rows", "input": None}]
+        )
+    if len(records) > limit:
+        raise BatchTooLarge(len(records), limit)
+    if not records:
+        raise RowsInvalid([{"type": "too_short", "loc": ("body",), "msg": "The batch is empty", "input": []}])
+    try:
+        columns = {name: [record[name] for record in records] for name in FEATURE_NAMES}
+    except (KeyError, TypeError):
+        columns = None
+    frame = _clean_frame(columns) if columns is not None else None
+    if frame is not None:
+        return frame
+    try:
+        rows = FEATURE_ROWS.validate_python(records)
+    except ValidationError as error:
+        raise RowsInvalid(_body_errors(error)) from None
+    return features_frame([row_values(row) for row in rows])
+
+
+def _clean_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame | None:
+    """The features frame if every value is plainly valid (whole numbers in range, known categories),
+    else None, and the caller validates row by row to say what is wrong."""
+    data: dict[str, Any] = {}
+    for column in FEATURES:
+        values = columns[column.name]
+        if column.kind == NUMERIC:
+            if isinstance(values, np.ndarray) and values.dtype.kind == "i":
+                array = values.astype(np.int64, copy=False)
+            else:
+                if not set(map(type, values)) <= {str, int}:
+                    return None
+                try:
+                    array = np.fromiter(map(int, values), dtype=np.int64, count=len(values))
+                except (ValueError, OverflowError):
+                    return None
+            if column.minimum is not None and array.min() < column.minimum:
+                return None
+            if column.maximum is not None and array.max() > column.maximum:
+                return None
+            data[column.name] = array
+        else:
+            if not set(values) <= set(column.choices):
+                return None
+            data[column.name] = values
+    return pd.DataFrame(data, columns=list(FEATURE_NAMES)).astype(dict.fromkeys(CATEGORICAL_FEATURES, str))
+
+
+def parse_csv_rows(text: str, limit: int) -> pd.DataFrame:
+    """A CSV body with a header: the 12 feature columns in any order, the label column tolerated.
+
+    The header is checked first so a wrong file is refused with the names of the columns at fault,
+    before any row is read.
+    """
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or not any(cell.strip() for cell in header):
+        raise RowsInvalid(
+            [{"type": "csv_header", "loc": ("body", "header"), "msg": "The CSV has no header", "input": ""}]
+        )
+    columns = [cell.strip() for cell in header]
+    allowed = {*FEATURE_NAMES, LABEL_NAME}
+    missing = [name for name in FEATURE_NAMES if name not in columns]
+    unexpected = [name for name in columns if name not in allowed]
+    duplicated = sorted({name for name in columns if columns.count(name) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing columns: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected columns: {', '.join(unexpected)}")
+    if duplicated:
+        problems.append(f"duplicated columns: {', '.join(duplicated)}")
+    if problems:
+        raise RowsInvalid(
+            [
+                {
+                    "type": "csv_header",
+                    "loc": ("body", "header"),
+                    "msg": "Wrong CSV header: " + "; ".join(problems),
+                    "input": columns,
+                }
+            ]
+        )
+    try:
+        parsed = pd.read_csv(io.StringIO(text), skip_blank_lines=True)
+    except (ValueError, pd.errors.ParserError):
+        parsed = None
+    if parsed is not None:
+        if len(parsed) > limit:
+            raise BatchTooLarge(len(parsed), limit)
+        if list(parsed.columns) == columns and len(parsed):
+            frame = _clean_frame({name: parsed[name].to_numpy() for name in FEATURE_NAMES})
+            if frame is not None:
+                return frame
+    records: list[dict[str, str]] = []
+    for line_number, cells in enumerate(reader, start=2):
+        if not cells:
+            continue
+        if len(cells) != len(columns):
+            raise RowsInvalid(
+                [
+                    {
+                        "type": "csv_row",
+                        "loc": ("body", "line", line_number),
+                        "msg": f"Line {line_number} has {len(cells)} fields; the header has {len(columns)}",
+                        "input": cells,
+                    }
+                ]
+            )
+        records.append(dict(zip(columns, cells, strict=True)))
+        if len(records) > limit:
+            raise BatchTooLarge(len(records) + sum(1 for cells in reader if cells), limit)
+    return validate_rows(records, limit)
+
+
+def _body_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors with the request location prefixed, the way FastAPI reports body errors."""
+    return [
+        {"type": item["type"], "loc": ("body", *item["loc"]), "msg": item["msg"], "input": item.get("input")}
+        for item in error.errors(include_url=False, include_context=False)
+    ]

@@ -1,0 +1,1 @@
+"""Training: read validated rows, search candidate pipelines, track them in MLflow, gate promotion."""

@@ -1,0 +1,38 @@
+"""The task service's app factory: one app per settings object, routers mounted in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ancora.config import Settings, get_settings
+from ancora.remote.service import TaskService
+from task_service.routes import auth, health, tasks
+
+DESCRIPTION = """
+Runs heavy jobs away from the Airflow machine: on a Slurm cluster over SSH (`hpc`), or as a local
+process (`local`), chosen by `runner_location`. The server behind the `biganchoring_ml_module` /
+`ancora.client` library: log in, submit a dataset zip and a processor zip with a command, follow
+the job, read its MLflow run id and logs, cancel it. See docs/remote.md.
+"""
+
+
+def create_app(settings: Settings | None = None, service: TaskService | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    service = service or TaskService(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.resume()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(title="Ancora task service", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    for router in (auth.router, tasks.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,46 @@
+"""Fixtures of the integration tests: one real MLflow server (SQLite backend) per session."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ancora.config import Settings, get_settings
+from tests.support.mlflow_server import running_mlflow_server
+
+
+@pytest.fixture(scope="session")
+def sqlite_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` (SQLite backend store, proxied local artifacts) shared by the session."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
+
+
+@pytest.fixture
+def training_settings(
+    tmp_path: Path, sqlite_mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """Settings for one training test: its own raw store, registered model and experiment on the server.
+
+    Small and fast on purpose: one worker, and the minimums lowered to the few hundred rows a test stores.
+    """
+    suffix = secrets.token_hex(3)
+    values = {
+        "ANCORA_DATA_DB_URL": f"sqlite:///{tmp_path / 'raw.db'}",
+        "ANCORA_MLFLOW_TRACKING_URI": sqlite_mlflow_server,
+        "ANCORA_REGISTERED_MODEL_NAME": f"covertype-{suffix}",
+        "ANCORA_MLFLOW_EXPERIMENT": f"covertype-{suffix}",
+        "ANCORA_TRAIN_MIN_ROWS": "200",
+        "ANCORA_TRAIN_N_JOBS": "1",
+        "ANCORA_CODE_VERSION": "test",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()

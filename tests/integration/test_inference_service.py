@@ -1,0 +1,289 @@
+"""The inference API against a real MLflow server and real registered models.
+
+One MLflow server and one service per module keep the run short; the tests that move an alias or
+stop the registry get their own registered name or their own server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from ancora.schema import COLUMN_NAMES, COVER_TYPE_NAMES, FEATURE_NAMES
+from tests.support.inference import (
+    LoggedModel,
+    log_covertype_model,
+    register,
+    running_inference,
+    wait_ready,
+)
+from tests.support.mlflow_server import MlflowServer, mlflow_server
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "integration-admin-token"
+BATCH_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: MlflowServer
+    first: LoggedModel
+    second: LoggedModel
+
+    @property
+    def uri(self) -> str:
+        return self.server.uri
+
+
+@pytest.fixture(scope="module")
+def data(covertype_csv: Path) -> pd.DataFrame:
+    return pd.read_csv(covertype_csv, nrows=6400)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, data: pd.DataFrame) -> Iterator[Registry]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as server:
+        first = log_covertype_model(server.uri, data.iloc[:3000], n_estimators=20, seed=0)
+        second = log_covertype_model(server.uri, data.iloc[3000:6000], n_estimators=20, seed=1)
+        register(server.uri, "covertype", first, alias="champion")
+        yield Registry(server, first, second)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("inference")
+    extra = {"ANCORA_INFERENCE_BATCH_MAX_ROWS": str(BATCH_LIMIT)}
+    with running_inference(state, registry.uri, admin_token=TOKEN, extra_env=extra) as url:
+        wait_ready(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def holdout(data: pd.DataFrame) -> pd.DataFrame:
+    return data.iloc[6000:6200].reset_index(drop=True)
+
+
+def _load(registry: Registry, logged: LoggedModel) -> Any:
+    mlflow.set_tracking_uri(registry.uri)
+    try:
+        return mlflow.sklearn.load_model(logged.model_uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def _raw(rows: pd.DataFrame) -> list[dict[str, str]]:
+    """The data API's format: every value a string."""
+    records: list[dict[str, str]] = rows[list(FEATURE_NAMES)].astype(str).to_dict("records")
+    return records
+
+
+def test_single_batch_and_csv_predictions_match_the_registered_version(
+    service: str, registry: Registry, holdout: pd.DataFrame
+) -> None:
+    model = _load(registry, registry.first)
+    features = holdout[list(FEATURE_NAMES)]
+    expected = model.predict(features).tolist()
+    expected_proba = model.predict_proba(features)
+    raw = _raw(holdout)
+
+    with httpx.Client(base_url=service, timeout=30) as client:
+        for i in range(20):
+            body = client.post("/predict", json=raw[i]).raise_for_status().json()
+            assert body["prediction"] == expected[i]
+            assert body["class_name"] == COVER_TYPE_NAMES[expected[i]]
+            assert body["model_name"] == "covertype"
+            assert body["model_version"] == "1"
+            assert body["run_id"] == registry.first.run_id
+            probabilities = [body["probabilities"][str(label)] for label in model.classes_]
+            np.testing.assert_allclose(probabilities, expected_proba[i])
+
+        batch = client.post("/predict/batch", json=raw).raise_for_status().json()
+        assert batch["count"] == len(raw)
+        assert [p["prediction"] for p in batch["predictions"]] == expected
+
+        csv_text = holdout[list(COLUMN_NAMES)].to_csv(index=False)
+        response = client.post("/predict/batch", content=csv_text, headers={"content-type": "text/csv"})
+        assert [p["prediction"] for p in response.raise_for_status().json()["predictions"]] == expected
+
+
+def test_bad_input_is_refused_with_the_field_named_and_never_a_500(
+    service: str, holdout: pd.DataFrame
+) -> None:
+    row = _raw(holdout)[0]
+    with httpx.Client(base_url=service, timeout=30) as client:
+        for field, value in [("Elevation", "high"), ("Slope", 400), ("Soil_Type", "C0000")]:
+            response = client.post("/predict", json={**row, field: value})
+            assert response.status_code == 422
+            assert response.json()["detail"][0]["loc"] == ["body", field]
+        missing = {k: v for k, v in row.items() if k != "Aspect"}
+        assert client.post("/predict", json=missing).json()["detail"][0]["loc"] == ["body", "Aspect"]
+
+        response = client.post("/predict/batch", json=[row, {**row, "Wilderness_Area": "Mars"}])
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", 1, "Wilderness_Area"]
+
+        header = ",".join(name.lower() if name == "Slope" else name for name in FEATURE_NAMES)
+        response = client.post("/predict/batch", content=f"{header}\n", headers={"content-type": "text/csv"})
+        assert response.status_code == 422
+        assert "missing columns: Slope" in response.json()["detail"][0]["msg"]
+        assert "unexpected columns: slope" in response.json()["detail"][0]["msg"]
+
+        assert client.post("/predict/batch", json=[row] * (BATCH_LIMIT + 1)).status_code == 413
+        assert (
+            client.post(
+                "/predict/batch", content=b"{", headers={"content-type": "application/json"}
+            ).status_code
+            == 422
+        )
+        assert (
+            client.post("/predict/batch", content=b"x", headers={"content-type": "text/plain"}).status_code
+            == 415
+        )
+
+
+def test_models_and_metrics_describe_the_served_version(service: str, registry: Registry) -> None:
+    with httpx.Client(base_url=service, timeout=30) as client:
+        models = client.get("/models").raise_for_status().json()
+        assert models | {"loaded_at": None, "load_seconds": None, "last_check_at": None} == models | {
+            "name": "covertype",
+            "alias": "champion",
+            "version": "1",
+            "run_id": registry.first.run_id,
+            "registry_uri": registry.uri,
+            "status": "serving",
+            "loaded_at": None,
+            "load_seconds": None,
+            "last_check_at": None,
+        }
+        metrics = client.get("/metrics").text
+    assert 'ancora_inference_model_version{alias="champion",name="covertype"} 1.0' in metrics
+    assert 'ancora_inference_requests_total{method="POST",route="/predict",status="200"}' in metrics
+    assert "ancora_inference_predictions_total{" in metrics
+    assert 'ancora_inference_reload_failures_total{kind="load"} 0.0' in metrics
+
+
+def test_without_a_champion_the_service_waits_and_says_so(tmp_path: Path, registry: Registry) -> None:
+    name = "covertype-no-champion"
+    with (
+        running_inference(tmp_path, registry.uri, model_name=name, poll_seconds=60, admin_token=TOKEN) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        deadline = time.monotonic() + 30
+        while client.get("/models").json()["last_check_at"] is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert f"'{name}' has the alias 'champion'" in ready.json()["detail"]
+        predict = client.post("/predict", json={})
+        assert predict.status_code == 503 or predict.status_code == 422
+        assert client.post("/predict/batch", json=[]).status_code == 503
+
+        assert client.post("/reload").status_code == 401
+        assert client.post("/reload", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        register(registry.uri, name, registry.first, alias="champion")
+        reload = client.post("/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert reload.json() == {"changed": True, "model_version": "1", "error": None}
+        assert client.get("/ready").status_code == 200
+
+
+def test_moving_the_alias_under_load_swaps_within_a_poll_and_fails_no_request(
+    tmp_path: Path, registry: Registry, holdout: pd.DataFrame
+) -> None:
+    name = "covertype-hot"
+    register(registry.uri, name, registry.first, alias="champion")
+    new_version = register(registry.uri, name, registry.second)
+    poll = 1.0
+    row = _raw(holdout)[0]
+    with running_inference(tmp_path, registry.uri, model_name=name, poll_seconds=poll) as url:
+        wait_ready(url)
+        moved = threading.Event()
+        moved_at: list[float] = []
+
+        def move_alias() -> None:
+            mlflow.MlflowClient(registry.uri).set_registered_model_alias(name, "champion", new_version)
+            moved_at.append(time.monotonic())
+            moved.set()
+
+        async def load() -> list[tuple[float, float, int, str | None]]:
+            results: list[tuple[float, float, int, str | None]] = []
+            stop_at: list[float] = []
+
+            async def worker(client: httpx.AsyncClient) -> None:
+                while not stop_at or time.monotonic() < stop_at[0]:
+                    sent = time.monotonic()
+                    response = await client.post("/predict", json=row)
+                    version = response.json().get("model_version") if response.status_code == 200 else None
+                    results.append((sent, time.monotonic(), response.status_code, version))
+
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                workers = [asyncio.create_task(worker(client)) for _ in range(8)]
+                await asyncio.sleep(1.5)
+                await asyncio.to_thread(move_alias)
+                deadline = time.monotonic() + 60
+                while not any(r[3] == new_version for r in results) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                stop_at.append(time.monotonic() + 1.0)
+                await asyncio.gather(*workers)
+            return results
+
+        results = asyncio.run(load())
+        load_seconds = httpx.get(f"{url}/models").json()["load_seconds"]
+
+    assert results, "no request was made"
+    assert {status for _, _, status, _ in results} == {200}
+    first_new = min(received for _, received, _, version in results if version == new_version)
+    lag = first_new - moved_at[0]
+    assert lag <= poll + load_seconds + 1.0, f"new version served {lag:.2f} s after the move"
+    assert all(version == new_version for sent, _, _, version in results if sent > first_new)
+
+
+def test_no_generated_request_gets_a_server_error(service: str) -> None:
+    """Schemathesis generates requests for every operation of the OpenAPI document; none may get a 5xx."""
+    schema = schemathesis.openapi.from_url(f"{service}/openapi.json")
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def call(case: Any) -> None:
+            case.call_and_validate(checks=[not_a_server_error], timeout=30)
+
+        call()
+
+
+def test_the_service_keeps_serving_when_the_registry_stops(
+    service: str, registry: Registry, holdout: pd.DataFrame
+) -> None:
+    """Last in the module on purpose: it stops the module's MLflow server for good."""
+    row = _raw(holdout)[0]
+    registry.server.stop()
+    with httpx.Client(base_url=service, timeout=30) as client:
+        deadline = time.monotonic() + 30
+        while "ancora_inference_last_check_failed 1.0" not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the failed check never showed in /metrics"
+            time.sleep(0.2)
+        for _ in range(10):
+            assert client.post("/predict", json=row).status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["last_check_error"]
+        assert client.get("/models").json()["status"] == "serving"
+        metrics = client.get("/metrics").text
+        assert 'ancora_inference_reload_failures_total{kind="registry"} 0.0' not in metrics

@@ -1,0 +1,110 @@
+"""The raw-data store on the real MariaDB of this machine and on SQLite, through Alembic's schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ancora.store import RawRowStore, open_raw_store
+from ancora.store.tables import quarantined_rows, raw_rows
+from ancora.validation import validate_rows
+
+ROW = ["2065", "97", "24", "242", "146", "268", "250", "198", "63", "552", "Cache", "C2702", "3"]
+
+
+def variant(elevation: int) -> list[str]:
+    return [str(elevation), *ROW[1:]]
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> RawRowStore:
+    if request.param == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'raw.db'}"
+    return open_raw_store(url)
+
+
+def test_schema_has_typed_columns_and_the_dedup_key(store: RawRowStore) -> None:
+    inspector = sa.inspect(store.engine)
+    columns = {c["name"]: c["type"] for c in inspector.get_columns("raw_rows")}
+    assert isinstance(columns["Elevation"], sa.Integer)
+    assert isinstance(columns["Soil_Type"], sa.String)
+    assert isinstance(columns["collected_at"], sa.DateTime)
+    uniques = [u["column_names"] for u in inspector.get_unique_constraints("raw_rows")]
+    assert ["group_number", "batch_number", "content_hash"] in uniques
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_overlapping_samples_and_retries_store_each_row_once(store: RawRowStore) -> None:
+    first = validate_rows([variant(2000), variant(2001), variant(2002)])
+    written = store.write_batch(
+        group_number=1, batch_number=1, valid=first.valid, quarantined=first.quarantined, run_id="r1"
+    )
+    assert (written.inserted, written.duplicates) == (3, 0)
+
+    overlap = validate_rows([variant(2002), variant(2003), variant(2003)])
+    written = store.write_batch(
+        group_number=1, batch_number=1, valid=overlap.valid, quarantined=overlap.quarantined, run_id="r2"
+    )
+    assert (written.inserted, written.duplicates) == (1, 2)
+
+    retried = store.write_batch(
+        group_number=1, batch_number=1, valid=overlap.valid, quarantined=overlap.quarantined, run_id="r2"
+    )
+    assert (retried.inserted, retried.duplicates) == (0, 3)
+
+    stats = store.stats()
+    assert stats.rows_per_batch == {1: 4}
+    assert stats.total_rows == 4
+
+
+def test_the_same_row_in_another_batch_or_group_is_kept(store: RawRowStore) -> None:
+    report = validate_rows([ROW])
+    for group, batch in [(1, 1), (1, 2), (2, 1)]:
+        written = store.write_batch(
+            group_number=group, batch_number=batch, valid=report.valid, quarantined=[], run_id="r"
+        )
+        assert written.inserted == 1
+    assert store.stats().total_rows == 3
+    assert store.stats(group_number=1).rows_per_batch == {1: 1, 2: 1}
+
+
+def test_rows_keep_batch_collection_time_and_run_id(store: RawRowStore) -> None:
+    report = validate_rows([ROW])
+    store.write_batch(
+        group_number=4, batch_number=7, valid=report.valid, quarantined=[], run_id="scheduled__x"
+    )
+    with store.engine.connect() as connection:
+        stored = connection.execute(sa.select(raw_rows)).one()._mapping
+    assert stored["batch_number"] == 7
+    assert stored["group_number"] == 4
+    assert stored["run_id"] == "scheduled__x"
+    assert stored["collected_at"] is not None
+    assert stored["Elevation"] == 2065
+    assert stored["Wilderness_Area"] == "Cache"
+
+
+def test_quarantine_keeps_reason_and_raw_row_once(store: RawRowStore) -> None:
+    bad = [*ROW[:6], "999", *ROW[7:]]
+    report = validate_rows([ROW, bad])
+    for _ in range(2):
+        store.write_batch(
+            group_number=1, batch_number=1, valid=report.valid, quarantined=report.quarantined, run_id="r"
+        )
+    with store.engine.connect() as connection:
+        kept = connection.execute(sa.select(quarantined_rows)).all()
+    assert len(kept) == 1
+    assert kept[0].reason == "Hillshade_9am: 999 is above the maximum 255"
+    assert json.loads(kept[0].raw) == bad
+    stats = store.stats()
+    assert (stats.total_rows, stats.quarantined_rows) == (1, 1)
+
+
+def test_upgrading_twice_is_harmless(store: RawRowStore) -> None:
+    again = open_raw_store(store.engine.url.render_as_string(hide_password=False))
+    assert again.stats().total_rows == 0

@@ -1,0 +1,163 @@
+"""The stack's path: the task service hands each submission to Airflow as a `remote_task` DAG run.
+
+A real Airflow API server (on the test session's Airflow database, with the DAGs serialized) receives
+the trigger through the REST API v2 client; no scheduler runs, so the run stays queued, which is all
+this test needs: the run exists with the task's id in its conf and the client sees it as the job id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ancora.clients.airflow import AirflowClient, AirflowError
+from ancora.config import get_settings
+from tests.support.mlflow_server import stop_process
+from tests.support.simulator import free_port
+from tests.support.task_service import add_user, running_task_service
+
+pytestmark = pytest.mark.integration
+START_TIMEOUT_SECONDS = 240.0
+
+
+@pytest.fixture(scope="module")
+def airflow_api(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`airflow api-server` on a free port; yields its URL and the generated admin password."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "reserialize"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    log_path = tmp_path_factory.mktemp("airflow-api") / "api-server.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        passwords = json.loads(
+            Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text()
+        )
+        yield {"url": url, "port": port, "password": passwords["admin"]}
+    finally:
+        stop_process(process)
+
+
+def test_the_rest_client_lists_pauses_and_triggers_dags(airflow_api: dict[str, Any]) -> None:
+    with AirflowClient(airflow_api["url"], "admin", airflow_api["password"]) as airflow:
+        assert "remote_task" in {dag["dag_id"] for dag in airflow.list_dags(tags=["remote"])}
+        assert airflow.pause("remote_task")["is_paused"] is True
+        assert airflow.unpause("remote_task")["is_paused"] is False
+        run = airflow.trigger_dag_run(
+            "remote_task", conf={"task_id": "0" * 32}, run_id="remote__client_check"
+        )
+        assert run["dag_run_id"] == "remote__client_check"
+        assert airflow.get_dag_run("remote_task", "remote__client_check")["conf"] == {"task_id": "0" * 32}
+        assert "remote__client_check" in {r["dag_run_id"] for r in airflow.list_dag_runs("remote_task")}
+    with (
+        pytest.raises(AirflowError) as refused,
+        AirflowClient(airflow_api["url"], "admin", "wrong") as airflow,
+    ):
+        airflow.list_dags()
+    assert refused.value.status_code == 401
+
+
+def test_a_submission_becomes_a_remote_task_dag_run(
+    airflow_api: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "service"
+    db_url = f"sqlite:///{state / 'task_service' / 'tasks.db'}"
+    add_user(db_url, "engineer", "engineer-password")
+    env = {
+        "ANCORA_REMOTE_EXECUTOR": "airflow",
+        "ANCORA_REMOTE_LOCATIONS": '{"laptop":"local"}',
+        "ANCORA_AIRFLOW_PORT": str(airflow_api["port"]),
+        "ANCORA_AIRFLOW_PASSWORD": airflow_api["password"],
+    }
+    dataset, processor = tmp_path / "d.zip", tmp_path / "p.zip"
+    for path in (dataset, processor):
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("job.py", "print('hi')")
+    with running_task_service(state, env) as url:
+        monkeypatch.setenv("ANCORA_TASK_SERVICE_URL", url)
+        monkeypatch.setenv("ANCORA_TASK_SERVICE_USERNAME", "engineer")
+        monkeypatch.setenv("ANCORA_TASK_SERVICE_PASSWORD", "engineer-password")
+        get_settings.cache_clear()
+        from ancora.client import Submitter, TaskHandler
+
+        submitted = Submitter(
+            dataset_file=str(dataset), processor_file=str(processor), runner_location="laptop",
+            execution_mode="no-mlflow", execution_command="python job.py", instance_type="cpu",
+        ).submit_task().json()  # fmt: skip
+        assert submitted["job_id"] == f"remote__{submitted['id']}"
+        assert submitted["status"] == "PENDING"
+        assert (
+            TaskHandler(submitted["id"]).get_task_status().json()["detail"]
+            == "queued in Airflow (remote_task)"
+        )
+
+    with AirflowClient(airflow_api["url"], "admin", airflow_api["password"]) as airflow:
+        run = airflow.get_dag_run("remote_task", submitted["job_id"])
+    assert run["conf"] == {"task_id": submitted["id"]}
+    assert run["state"] == "queued"
+
+
+def test_an_unreachable_airflow_fails_the_task_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ancora.remote.service import ExecutorUnavailable, SubmissionFields, TaskService
+    from ancora.remote.store import User
+
+    monkeypatch.setenv("ANCORA_AIRFLOW_PORT", str(free_port()))
+    monkeypatch.setenv("ANCORA_AIRFLOW_PASSWORD", "irrelevant")
+    monkeypatch.setenv("ANCORA_REMOTE_LOCATIONS", '{"laptop":"local"}')
+    get_settings.cache_clear()
+    service = TaskService(get_settings())
+    archive_path = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("job.py", "print('hi')")
+    fields = SubmissionFields(
+        dataset_name="d", runner_location="laptop", execution_mode="no-mlflow", experiment_name="e",
+        execution_command="python job.py", tracking_uri=None, instance_type="cpu", account="default_account",
+        model_params={},
+    )  # fmt: skip
+    with (
+        archive_path.open("rb") as first,
+        archive_path.open("rb") as second,
+        pytest.raises(ExecutorUnavailable),
+    ):
+        service.submit(User("engineer", "", False), fields, ("d.zip", first), ("p.zip", second))
+    (task,) = service.store.list_tasks()
+    assert task.status.value == "FAILED"
+    assert "not reachable" in task.detail
+    service.close()

@@ -1,0 +1,126 @@
+"""Commands, parameters and batch scripts: what a submitter sends never becomes shell code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from ancora.remote.jobs import InvalidJob, build_argv, check_model_params, find_mlflow_run_id
+from ancora.remote.slurm import (
+    ClusterPlan,
+    InstanceType,
+    parse_sbatch_output,
+    plan_for,
+    render_batch_script,
+    state_command,
+)
+from ancora.remote.status import TaskStatus, from_slurm
+
+TASK = "0123456789abcdef0123456789abcdef"
+PLAN = ClusterPlan(InstanceType(partition="gpu", gpus=1, time_limit="04:00:00"), slurm_account="twinscie")
+
+
+def test_mlflow_run_gets_parameters_as_dash_p() -> None:
+    argv = build_argv("mlflow run project --env-manager local", {"n_estimators": 2, "random_state": 42})
+    assert argv == (
+        "mlflow", "run", "project", "--env-manager", "local", "-P", "n_estimators=2", "-P", "random_state=42",
+    )  # fmt: skip
+
+
+def test_other_commands_get_parameters_as_long_options() -> None:
+    assert build_argv("python 'my script.py'", {"alpha": 0.5, "fast": True}) == (
+        "python", "my script.py", "--alpha=0.5", "--fast=true",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "params", [{"bad-name": 1}, {"1st": 1}, {"x; rm": 1}, {"nested": {"a": 1}}, {"lst": [1]}]
+)
+def test_parameter_names_must_be_identifiers_and_values_scalars(params: dict[str, object]) -> None:
+    with pytest.raises(InvalidJob):
+        check_model_params(params)
+
+
+@pytest.mark.parametrize("command", ["", "   ", "python 'unclosed", "a\x00b"])
+def test_unusable_commands_are_refused(command: str) -> None:
+    with pytest.raises(InvalidJob):
+        build_argv(command, {})
+
+
+def test_the_batch_script_quotes_every_submitted_word(tmp_path: object) -> None:
+    hostile = "mlflow run project; touch /tmp/owned $(id) `id`"
+    argv = build_argv(hostile, {"n": "$(reboot)"})
+    script = render_batch_script(
+        task_id=TASK,
+        work_dir="/home/u/ancora-tasks/" + TASK,
+        argv=argv,
+        environment={
+            "MLFLOW_EXPERIMENT_NAME": "x'; rm -rf ~; '",
+            "ANCORA_MODEL_PARAMS": json.dumps({"n": 1}),
+        },
+        plan=PLAN,
+        setup="module load python",
+    )
+    assert "#SBATCH --partition=gpu" in script
+    assert "#SBATCH --account=twinscie" in script
+    assert "#SBATCH --gpus=1" in script
+    assert "#SBATCH --time=04:00:00" in script
+    assert "module load python" in script
+    # bash itself parses the exported values and the exec line back into exactly the words sent
+    body = script.replace("exec ", "printf '%s\\n' ").replace("module load python", "")
+    probe = body + '\nprintf "%s\\n" "$MLFLOW_EXPERIMENT_NAME"\n'
+    words = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert words.splitlines() == [*argv, "x'; rm -rf ~; '"]
+
+
+def test_instance_types_and_accounts_come_from_settings() -> None:
+    types = '{"gpu":{"partition":"gpu","gpus":2,"time_limit":"1-00:00:00"}}'
+    plan = plan_for("gpu", "twinscie", types, '{"twinscie":"proj42"}')
+    assert (plan.instance.partition, plan.instance.gpus, plan.slurm_account) == ("gpu", 2, "proj42")
+    with pytest.raises(InvalidJob, match="not offered"):
+        plan_for("tpu", "twinscie", types, '{"twinscie":"proj42"}')
+    with pytest.raises(InvalidJob, match="may not submit"):
+        plan_for("gpu", "someone", types, '{"twinscie":"proj42"}')
+    with pytest.raises(ValueError, match="INSTANCE_TYPES"):
+        plan_for("gpu", "twinscie", '{"gpu":{"partition":"gpu\\n#SBATCH --x"}}', "{}")
+
+
+def test_sbatch_output_and_job_ids_are_checked() -> None:
+    assert parse_sbatch_output("4242\n") == "4242"
+    assert parse_sbatch_output("4242;cluster\n") == "4242"
+    with pytest.raises(RuntimeError):
+        parse_sbatch_output("sbatch: error: invalid partition")
+    with pytest.raises(ValueError):
+        state_command("1; reboot")
+
+
+@pytest.mark.parametrize(
+    ("slurm", "status"),
+    [
+        ("PENDING", TaskStatus.PENDING),
+        ("CONFIGURING", TaskStatus.PENDING),
+        ("RUNNING", TaskStatus.RUNNING),
+        ("COMPLETING", TaskStatus.RUNNING),
+        ("COMPLETED", TaskStatus.COMPLETED),
+        ("CANCELLED", TaskStatus.CANCELLED),
+        ("CANCELLED by 0", TaskStatus.CANCELLED),
+        ("FAILED", TaskStatus.FAILED),
+        ("TIMEOUT", TaskStatus.FAILED),
+        ("OUT_OF_MEMORY", TaskStatus.FAILED),
+        ("NODE_FAIL", TaskStatus.FAILED),
+    ],
+)
+def test_slurm_states_map_to_five_statuses(slurm: str, status: TaskStatus) -> None:
+    assert from_slurm(slurm) is status
+
+
+def test_the_run_id_is_read_from_mlflow_run_output() -> None:
+    log = (
+        "INFO mlflow.projects.backend.local: === Running command 'python train.py' in run with ID "
+        "'bbd7fa82b3e7444895120a32330d1fa5' === \nf1=0.83\n"
+        "INFO mlflow.projects: === Run (ID 'bbd7fa82b3e7444895120a32330d1fa5') succeeded ===\n"
+    )
+    assert find_mlflow_run_id(log) == "bbd7fa82b3e7444895120a32330d1fa5"
+    assert find_mlflow_run_id("no run here") is None

