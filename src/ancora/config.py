@@ -305,6 +305,78 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Timeout of one /inference call to an endpoint."
     )
 
+    # --- Streamlit UI (ui/, `ancora ui`, `ancora users`) ---
+    ui_port: int = Field(default=8501, description="Port of the Streamlit app.")
+    ui_users_file: Path | None = Field(
+        default=None,
+        description="YAML file of the app's users (Argon2 hashes, roles); default: state_dir/ui/users.yaml.",
+    )
+    ui_refresh_seconds: float = Field(
+        default=15.0, ge=2, le=3600, description="Auto-refresh interval of the Monitor and running DAG runs."
+    )
+    ui_http_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of the app's calls to Airflow, MLflow and the inference API."
+    )
+    ui_inference_url: str | None = Field(
+        default=None, description="Inference API the app calls; default: the native service on inference_port."
+    )
+    ui_airflow_public_url: str | None = Field(
+        default=None, description="Airflow UI address the app links to in the browser; default: airflow_url."
+    )
+    ui_mlflow_public_url: str | None = Field(
+        default=None,
+        description="MLflow UI address the app links to in the browser; default: the tracking URI.",
+    )
+
+    # --- Dispatches: scheduled batch scoring over a datalake (`ancora dispatch`, covertype_dispatch) ---
+    datalake_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the datalake dispatches score (mysql+pymysql, postgresql+psycopg, "
+        "sqlite, mssql+pyodbc, ...); default: a demo SQLite file under state_dir.",
+    )
+    datalake_table: str = Field(
+        default="covertype_observations",
+        description="Datalake table holding the rows to score; schema.table for another schema.",
+    )
+    datalake_key_column: str = Field(
+        default="id", description="Unique key column of the datalake table; rows are read and updated by it."
+    )
+    datalake_feature_columns: str = Field(
+        default="",
+        description="JSON map from a contract feature name to the table's column, for names that differ; "
+        "empty: the contract's names.",
+    )
+    datalake_prediction_column: str = Field(
+        default="predicted_cover_type",
+        description="Integer column the predicted Cover_Type is written to; NULL means awaiting a prediction.",
+    )
+    datalake_marker_column: str = Field(
+        default="dispatch_id",
+        description="Text column set to the dispatch id on every row a dispatch handles (invalid rows too, so "
+        "they are not retried until cleared); empty: no marker, invalid rows are retried every dispatch.",
+    )
+    datalake_connect_timeout_seconds: int = Field(
+        default=5, ge=1, description="Connect timeout to the datalake (dispatches and GET /datalake/status)."
+    )
+    dispatch_schedule: str = Field(default="0 * * * *", description="Cron schedule of covertype_dispatch.")
+    dispatch_batch_rows: int = Field(
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Rows read, scored and written back per batch (one datalake transaction each).",
+    )
+    dispatch_n_jobs: int = Field(
+        default=2, ge=1, description="n_jobs of the champion while a dispatch scores (large batches gain)."
+    )
+    dispatch_events_db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the dispatch events database (dispatches, events, predictions); "
+        "default: SQLite under state_dir.",
+    )
+    dispatch_history_hours: float = Field(
+        default=24.0, gt=0, description="Default time window of GET /dispatches, back from now, in hours."
+    )
+
     @field_validator("state_dir")
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:
@@ -389,6 +461,34 @@ class Settings(BaseSettings):
     @property
     def provisioning_url(self) -> str:
         return f"http://{self.bind_host}:{self.provisioning_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.bind_host}:{self.ui_port}"
+
+    @property
+    def resolved_ui_users_file(self) -> Path:
+        return (self.ui_users_file or self.state_dir / "ui" / "users.yaml").expanduser()
+
+    @property
+    def resolved_ui_inference_url(self) -> str:
+        return (self.ui_inference_url or self.inference_url).rstrip("/")
+
+    @property
+    def resolved_ui_airflow_public_url(self) -> str:
+        return (self.ui_airflow_public_url or self.airflow_url).rstrip("/")
+
+    @property
+    def resolved_ui_mlflow_public_url(self) -> str:
+        return (self.ui_mlflow_public_url or self.resolved_mlflow_tracking_uri).rstrip("/")
+
+    @property
+    def resolved_datalake_url(self) -> str:
+        return self.datalake_url or f"sqlite:///{self.state_dir / 'datalake' / 'datalake.db'}"
+
+    @property
+    def resolved_dispatch_events_db_url(self) -> str:
+        return self.dispatch_events_db_url or f"sqlite:///{self.state_dir / 'dispatch' / 'events.db'}"
 
 
 @lru_cache

@@ -60,7 +60,8 @@ def mlflow_server(
     port = free_port()
     backend_store_uri = backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     artifacts_destination = artifacts_destination or str(workdir / "artifacts")
-    child_env = {**os.environ, **(env or {})}
+    # The job runner (MLflow 3's Huey workers) is not used by any test and costs processes and CPU.
+    child_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     child_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{child_env.get('PATH', '')}"
     argv = [
         sys.executable, "-m", "mlflow", "server",

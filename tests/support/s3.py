@@ -82,6 +82,7 @@ def running_compose_mlflow(
         MLFLOW_WORKERS="1",
         MLFLOW_ALLOWED_HOSTS=f"127.0.0.1:{port},localhost:{port}",
         MLFLOW_DB_WAIT_SECONDS="30",
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
     )
     log_path = workdir / "mlflow.log"
     with log_path.open("ab") as log:

@@ -45,7 +45,7 @@ class AirflowClient:
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AirflowClient:
+    def from_settings(cls, settings: Settings, timeout: float = 10.0) -> AirflowClient:
         password = (
             settings.airflow_password.get_secret_value()
             if settings.airflow_password is not None
@@ -53,7 +53,7 @@ class AirflowClient:
         )
         if password is None:
             raise AirflowError("no Airflow password: set ANCORA_AIRFLOW_PASSWORD")
-        return cls(settings.airflow_url, settings.airflow_username, password)
+        return cls(settings.airflow_url, settings.airflow_username, password, timeout=timeout)
 
     def __enter__(self) -> AirflowClient:
         return self
@@ -144,3 +144,14 @@ class AirflowClient:
 
     def list_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
+
+    def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task's XCom value (Airflow 3 returns it as stored: JSON text or already decoded)."""
+        entry = self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value

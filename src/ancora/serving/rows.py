@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -190,6 +191,53 @@ def _clean_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame | None:
                 return None
             data[column.name] = values
     return pd.DataFrame(data, columns=list(FEATURE_NAMES)).astype(dict.fromkeys(CATEGORICAL_FEATURES, str))
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    """Rows split by the contract: the valid ones as a features frame, the others with what is wrong."""
+
+    frame: pd.DataFrame
+    """Valid rows in input order."""
+    positions: list[int]
+    """Input position of each row of ``frame``."""
+    errors: dict[int, str]
+    """Input position of each invalid row, and its problems with the fields named."""
+
+
+def check_columns(columns: Mapping[str, Sequence[Any]]) -> CheckedRows:
+    """Rows given column by column (as a database returns them), checked like ``/predict/batch`` checks.
+
+    Unlike the API, which refuses a batch with one bad row, batch scoring keeps the good rows: a clean
+    batch takes the vectorized path; otherwise every row is validated on its own to report it.
+    """
+    count = len(columns[FEATURE_NAMES[0]])
+    if count == 0:
+        return CheckedRows(features_frame([]), [], {})
+    frame = _clean_frame(columns)
+    if frame is not None:
+        return CheckedRows(frame, list(range(count)), {})
+    values: list[FeatureValues] = []
+    positions: list[int] = []
+    errors: dict[int, str] = {}
+    for position in range(count):
+        record = {name: columns[name][position] for name in FEATURE_NAMES}
+        try:
+            row = FeatureRow.model_validate(record)
+        except ValidationError as error:
+            errors[position] = describe_errors(error)
+            continue
+        values.append(row_values(row))
+        positions.append(position)
+    return CheckedRows(features_frame(values), positions, errors)
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line naming every field at fault, its problem and the value given."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']} (got {item.get('input')!r})"
+        for item in error.errors(include_url=False, include_context=False)
+    )
 
 
 def parse_csv_rows(text: str, limit: int) -> pd.DataFrame:

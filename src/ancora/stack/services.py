@@ -173,6 +173,13 @@ def native_stack(settings: Settings) -> Stack:
             needs=after_migration,
         ),
         Service(
+            name="inference",
+            argv=(python, "-m", "ancora", "serve"),
+            # Liveness, not readiness: with no champion yet the service is up and says so on /ready.
+            health=HealthCheck(f"{settings.inference_url}/health"),
+            url=settings.inference_url,
+        ),
+        Service(
             name="task-service",
             argv=(python, "-m", "ancora", "task-service"),
             health=HealthCheck(f"http://{settings.bind_host}:{settings.task_service_port}/health"),

@@ -1,0 +1,255 @@
+"""The datalake side of a dispatch: which rows await a prediction, and writing predictions back.
+
+Any database SQLAlchemy reaches works (MySQL/MariaDB, PostgreSQL, SQLite, ODBC data sources through
+pyodbc): the queries are SQLAlchemy Core on a table described by settings, never dialect SQL.
+
+A row awaits a prediction while its prediction column is NULL (and its marker column, if there is
+one, too). Every write is guarded by that same condition, so a batch written twice, by a retry or by a
+second dispatch that read the same rows, changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ancora.config import Settings
+from ancora.schema import FEATURE_NAMES
+
+IN_LIST_ROWS = 1000
+"""Keys per UPDATE ... WHERE key IN (...): under every driver's parameter limit (SQL Server: 2100)."""
+
+
+class DatalakeConfigError(ValueError):
+    """A datalake setting that cannot work; the message names the variable."""
+
+
+class DatalakeError(RuntimeError):
+    """The datalake could not be reached, or a statement on it failed (down, lost, table gone)."""
+
+
+@dataclass(frozen=True)
+class DatalakeLayout:
+    """Where the rows are and which columns hold what, from the ANCORA_DATALAKE_* settings."""
+
+    table: str
+    schema: str | None
+    key: str
+    features: Mapping[str, str]
+    """Contract feature name -> the table's column."""
+    prediction: str
+    marker: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DatalakeLayout:
+        schema, _, table = settings.datalake_table.rpartition(".")
+        if not table.strip():
+            raise DatalakeConfigError("ANCORA_DATALAKE_TABLE is empty")
+        features = dict(zip(FEATURE_NAMES, FEATURE_NAMES, strict=True))
+        if settings.datalake_feature_columns.strip():
+            try:
+                mapping = json.loads(settings.datalake_feature_columns)
+            except ValueError as error:
+                raise DatalakeConfigError(f"ANCORA_DATALAKE_FEATURE_COLUMNS is not JSON: {error}") from None
+            if not isinstance(mapping, dict) or not all(
+                isinstance(value, str) and value for value in mapping.values()
+            ):
+                raise DatalakeConfigError(
+                    "ANCORA_DATALAKE_FEATURE_COLUMNS must be a JSON object of feature name to column name"
+                )
+            unknown = sorted(set(mapping) - set(FEATURE_NAMES))
+            if unknown:
+                raise DatalakeConfigError(
+                    f"ANCORA_DATALAKE_FEATURE_COLUMNS names unknown features: {', '.join(unknown)}; "
+                    f"the features are {', '.join(FEATURE_NAMES)}"
+                )
+            features.update(mapping)
+        for variable, value in (
+            ("ANCORA_DATALAKE_KEY_COLUMN", settings.datalake_key_column),
+            ("ANCORA_DATALAKE_PREDICTION_COLUMN", settings.datalake_prediction_column),
+        ):
+            if not value.strip():
+                raise DatalakeConfigError(f"{variable} is empty")
+        return cls(
+            table=table,
+            schema=schema or None,
+            key=settings.datalake_key_column,
+            features=features,
+            prediction=settings.datalake_prediction_column,
+            marker=settings.datalake_marker_column.strip() or None,
+        )
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.schema}.{self.table}" if self.schema else self.table
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """Rows awaiting a prediction, column by column, in key order."""
+
+    keys: list[Any]
+    columns: dict[str, list[Any]]
+    """Contract feature name -> the values of that column."""
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class DatalakeStatus:
+    ok: bool
+    table: str
+    latency_ms: float | None
+    pending_rows: int | None
+    error: str | None
+
+
+def create_datalake_engine(url: str, connect_timeout_seconds: int) -> Engine:
+    """An engine whose connection attempts give up after the timeout, whatever the driver."""
+    parsed = make_url(url)
+    driver = parsed.get_driver_name()
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return sa.create_engine(url, connect_args={"timeout": connect_timeout_seconds})
+    connect_args: dict[str, Any] = {}
+    if driver in ("pymysql", "mysqldb", "mariadbconnector"):
+        connect_args["connect_timeout"] = connect_timeout_seconds
+    elif driver in ("psycopg", "psycopg2", "pg8000"):
+        connect_args["connect_timeout" if driver != "pg8000" else "timeout"] = connect_timeout_seconds
+    elif driver == "pyodbc":
+        connect_args["timeout"] = connect_timeout_seconds
+    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=connect_args)
+
+
+def describe_error(error: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and parameter list."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        return f"{type(error.orig).__name__}: {error.orig}"
+    return f"{type(error).__name__}: {error}"
+
+
+class Datalake:
+    """Reads pending rows and writes predictions back, one transaction per batch."""
+
+    def __init__(self, engine: Engine, layout: DatalakeLayout) -> None:
+        self.engine = engine
+        self.layout = layout
+        columns = {layout.key, *layout.features.values(), layout.prediction}
+        if layout.marker:
+            columns.add(layout.marker)
+        self._table = sa.table(layout.table, *(sa.column(name) for name in columns), schema=layout.schema)
+        self._key = self._table.c[layout.key]
+        pending = self._table.c[layout.prediction].is_(None)
+        if layout.marker:
+            pending = sa.and_(pending, self._table.c[layout.marker].is_(None))
+        self._pending = pending
+
+    @property
+    def where(self) -> str:
+        """The URL without its password and the table, for messages."""
+        return f"{self.engine.url.render_as_string(hide_password=True)} table {self.layout.qualified_table}"
+
+    def read_pending(self, after_key: Any, limit: int) -> PendingBatch:
+        """Up to ``limit`` awaiting rows with a key above ``after_key`` (None: from the start).
+
+        Paging by key, not by offset, so rows that stay pending (invalid rows without a marker column)
+        are read once per dispatch and never loop.
+        """
+        features = list(self.layout.features.items())
+        query = sa.select(self._key, *(self._table.c[column] for _, column in features)).where(self._pending)
+        if after_key is not None:
+            query = query.where(self._key > after_key)
+        query = query.order_by(self._key).limit(limit)
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).all()
+        except SQLAlchemyError as error:
+            raise DatalakeError(f"reading {self.where}: {describe_error(error)}") from error
+        if not rows:
+            return PendingBatch([], {name: [] for name in FEATURE_NAMES})
+        values = list(zip(*rows, strict=True))
+        return PendingBatch(
+            keys=list(values[0]),
+            columns={name: list(column) for (name, _), column in zip(features, values[1:], strict=True)},
+        )
+
+    def write_back(self, dispatch_id: str, predictions: Mapping[int, Sequence[Any]], invalid: Sequence[Any]) -> int:
+        """Write one batch in one transaction: predicted classes (keys grouped by class) and markers.
+
+        Returns how many predictions were written; rows that no longer await one are left alone.
+        A failure rolls the whole batch back.
+        """
+        values: dict[str, Any] = {self.layout.marker: dispatch_id} if self.layout.marker else {}
+        written = 0
+        try:
+            with self.engine.begin() as connection:
+                for predicted_class, keys in predictions.items():
+                    for chunk in _chunks(keys, IN_LIST_ROWS):
+                        result = connection.execute(
+                            sa.update(self._table)
+                            .where(self._key.in_(chunk), self._pending)
+                            .values({self.layout.prediction: predicted_class, **values})
+                        )
+                        written += result.rowcount
+                if self.layout.marker:
+                    for chunk in _chunks(invalid, IN_LIST_ROWS):
+                        connection.execute(
+                            sa.update(self._table).where(self._key.in_(chunk), self._pending).values(values)
+                        )
+        except SQLAlchemyError as error:
+            raise DatalakeError(f"writing to {self.where}: {describe_error(error)}") from error
+        return written
+
+    def count_pending(self) -> int:
+        query = sa.select(sa.func.count()).select_from(self._table).where(self._pending)
+        try:
+            with self.engine.connect() as connection:
+                return int(connection.execute(query).scalar_one())
+        except SQLAlchemyError as error:
+            raise DatalakeError(f"counting pending rows of {self.where}: {describe_error(error)}") from error
+
+    def status(self) -> DatalakeStatus:
+        """Connect and count the awaiting rows; any failure is reported, never raised."""
+        started = time.perf_counter()
+        try:
+            pending = self.count_pending()
+        except DatalakeError as error:
+            return DatalakeStatus(False, self.layout.qualified_table, None, None, str(error))
+        except Exception as error:
+            return DatalakeStatus(False, self.layout.qualified_table, None, None, describe_error(error))
+        latency = (time.perf_counter() - started) * 1000
+        return DatalakeStatus(True, self.layout.qualified_table, round(latency, 2), pending, None)
+
+
+def open_datalake(settings: Settings) -> Datalake:
+    """The configured datalake; raises DatalakeConfigError for settings that cannot work."""
+    layout = DatalakeLayout.from_settings(settings)
+    url = settings.resolved_datalake_url
+    try:
+        engine = create_datalake_engine(url, settings.datalake_connect_timeout_seconds)
+    except (SQLAlchemyError, ImportError) as error:
+        raise DatalakeConfigError(f"ANCORA_DATALAKE_URL cannot be used: {describe_error(error)}") from error
+    return Datalake(engine, layout)
+
+
+def default_sqlite_folder(settings: Settings) -> Path | None:
+    """The folder of the default demo datalake, which `ancora datalake seed` creates."""
+    parsed = make_url(settings.resolved_datalake_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database).parent
+    return None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

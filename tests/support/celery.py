@@ -1,0 +1,113 @@
+"""Airflow scaled out on Celery for tests: the native stack's Airflow services plus a Celery worker.
+
+The api-server, scheduler and dag-processor are the very `Service` entries `make up` runs (taken from
+``native_stack``), started by the same supervisor; only the executor settings differ, as they do in
+compose's ``celery`` profile. CeleryExecutor refuses SQLite, so the metadata database is a throwaway
+PostgreSQL database of this machine; the broker is this machine's Redis (or RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ancora.config import PROJECT_ROOT, Settings
+from ancora.stack.services import HealthCheck, Service, Stack, child_environment, native_stack
+from ancora.stack.supervisor import Supervisor
+from tests.support.simulator import free_port
+
+POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
+AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+WORKER_HOSTNAME_VARIABLE = "CELERY_TEST_WORKER_HOSTNAME"
+
+
+def worker_hostname() -> str:
+    """Airflow's ``hostname_callable`` inside the worker: the name the worker writes on its tasks."""
+    return os.environ[WORKER_HOSTNAME_VARIABLE]
+
+
+@dataclass(frozen=True)
+class CeleryAirflow:
+    settings: Settings
+    supervisor: Supervisor
+    metadata_url: str
+    queue: str
+    worker_name: str
+
+    @property
+    def url(self) -> str:
+        return self.settings.airflow_url
+
+
+@contextmanager
+def throwaway_postgres_database(prefix: str = "ancora_celery") -> Iterator[str]:
+    """A database on the machine's PostgreSQL, dropped (with its connections) afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    server = sa.create_engine(f"{POSTGRES_SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_SERVER_URL}/{name}"
+    finally:
+        with server.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+def celery_stack(
+    settings: Settings, metadata_url: str, broker_url: str, queue: str, worker_name: str
+) -> Stack:
+    """Api-server, scheduler and dag-processor as `make up` runs them, plus one `airflow celery worker`."""
+    native = native_stack(settings)
+    services = [service for service in native.services if service.name in AIRFLOW_SERVICES]
+    log_server_port = free_port()
+    argv = (sys.executable, "-m", "airflow", "celery", "worker", "--queues", queue, "--concurrency", "2")
+    worker = Service(
+        name="airflow-celery-worker",
+        argv=(*argv, "--celery-hostname", f"{worker_name}@%h"),
+        # The worker serves its task logs to the api-server over HTTP (JWT required: 403 without one);
+        # that server starts right before the Celery consumer, so an answer means the worker is up.
+        health=HealthCheck(f"http://127.0.0.1:{log_server_port}/log/", lambda r: r.status_code in (403, 404)),
+        env={
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_server_port),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.support.celery.worker_hostname",
+            WORKER_HOSTNAME_VARIABLE: worker_name,
+        },
+    )
+    executor = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url}",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    }
+
+    def environment() -> dict[str, str]:
+        return {**child_environment(settings), **executor, "PYTHONPATH": str(PROJECT_ROOT)}
+
+    return Stack(services=(*services, worker), jobs=native.jobs, environment=environment)
+
+
+@contextmanager
+def running_celery_airflow(
+    settings: Settings, broker_url: str, start_timeout: float = 240.0
+) -> Iterator[CeleryAirflow]:
+    """Migrate a throwaway PostgreSQL metadata database, start the stack, stop every process after."""
+    suffix = secrets.token_hex(3)
+    queue, worker_name = f"ancora-test-{suffix}", f"celery-worker-{suffix}"
+    with throwaway_postgres_database() as metadata_url:
+        stack = celery_stack(settings, metadata_url, broker_url, queue, worker_name)
+        supervisor = Supervisor(stack, settings.run_dir, settings.log_dir, settings.state_dir)
+        try:
+            supervisor.up(start_timeout)
+            yield CeleryAirflow(settings, supervisor, metadata_url, queue, worker_name)
+        finally:
+            supervisor.down(settings.stack_stop_timeout_seconds)
