@@ -5,7 +5,7 @@ happen. The wall time runs from launching `python -m ancora stack up` until it r
 only when every service answers its health check. Memory is the PSS summed over every process of
 the stack's sessions after it has rested, so pages shared between forked workers count once.
 
-    .venv/bin/python benchmarks/stack_up.py [--rest-seconds 30]
+    .venv/bin/python -m benchmarks.stack_up [--rest-seconds 30]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,14 +26,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ancora.stack.processes import pss_kib, stack_processes
+from tests.support.native_stack import isolated_stack_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def machine() -> dict[str, object]:
@@ -97,15 +91,8 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ancora-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANCORA_", "AIRFLOW"))}
-    env.update(
-        ANCORA_STATE_DIR=str(workdir / "state"),
-        ANCORA_AIRFLOW_PORT=str(free_port()),
-        ANCORA_MLFLOW_PORT=str(free_port()),
-        ANCORA_SIMULATOR_PORT=str(free_port()),
-        ANCORA_TASK_SERVICE_PORT=str(free_port()),
-        ANCORA_STACK_START_TIMEOUT_SECONDS="600",
-    )
+    # Free ports for every service (inference and UI included) and no ANCORA_*/AIRFLOW* from the shell.
+    env = isolated_stack_env(workdir / "state", {"ANCORA_STACK_START_TIMEOUT_SECONDS": "600"})
     run_dir = workdir / "state" / "run"
     described = machine()
     try:

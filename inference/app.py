@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from ancora.config import Settings, get_settings
 from inference.metrics import MetricsMiddleware
-from inference.routes import health, metrics, models, predict
+from inference.routes import dispatches, health, metrics, models, predict
 from inference.runtime import ServingRuntime
 
 DESCRIPTION = """
@@ -28,6 +28,7 @@ TAGS = [
     {"name": "predictions", "description": "Cover type predictions, one row or a batch."},
     {"name": "models", "description": "The served model version and forced reloads."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+    {"name": "dispatches", "description": "Scheduled batch scoring over the datalake: history and status."},
 ]
 
 
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(predict.PredictFastPath, runtime=runtime)  # inside the metrics middleware
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
-    for router in (predict.router, models.router, health.router, metrics.router):
+    for router in (predict.router, models.router, health.router, metrics.router, dispatches.router):
         app.include_router(router)
     return app

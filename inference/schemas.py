@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 PROBABILITIES_EXAMPLE = {"1": 0.12, "2": 0.81, "3": 0.0, "4": 0.0, "5": 0.05, "6": 0.01, "7": 0.01}
 
@@ -73,3 +73,120 @@ class ReloadResult(BaseModel):
 
 class ErrorMessage(BaseModel):
     detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: 'body', then the row index in a batch, then the field.")
+    msg: str
+    type: str
+    input: Any = None
+
+
+class InvalidInput(BaseModel):
+    """422: FastAPI's validation error format, also for the bodies the prediction handlers read raw."""
+
+    detail: list[FieldError]
+
+
+DISPATCH_EXAMPLE: dict[str, Any] = {
+    "id": "20261123T110000Z-5f3a9c1e",
+    "dag_run_id": "scheduled__2026-11-23T11:00:00+00:00",
+    "started_at": "2026-11-23T11:00:01.204000Z",
+    "ended_at": "2026-11-23T11:00:06.912000Z",
+    "model_name": "covertype",
+    "model_version": "3",
+    "rows_read": 100000,
+    "rows_predicted": 99990,
+    "rows_invalid": 10,
+    "rows_written": 99990,
+    "state": "succeeded",
+    "error": None,
+}
+
+
+class Dispatch(BaseModel):
+    """One run of batch scoring over the datalake."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [DISPATCH_EXAMPLE]})
+
+    id: str = Field(description="Dispatch id; also written to the marker column of every row it handled.")
+    dag_run_id: str | None = Field(description="Airflow run of covertype_dispatch, when Airflow started it.")
+    started_at: datetime = Field(description="When the dispatch started (UTC).")
+    ended_at: datetime | None = Field(description="When it finished or failed; null while running.")
+    model_name: str | None = Field(description="Registered model that scored; null if none could be loaded.")
+    model_version: str | None = Field(description="Registry version of the champion that scored.")
+    rows_read: int = Field(description="Rows read from the datalake (awaiting a prediction).")
+    rows_predicted: int = Field(description="Rows that passed the contract and were predicted.")
+    rows_invalid: int = Field(description="Rows refused by the contract (reported per row, not predicted).")
+    rows_written: int = Field(
+        description="Predictions written back (rows that already had one are left alone)."
+    )
+    state: Literal["running", "succeeded", "failed"]
+    error: str | None = Field(description="Why the dispatch failed.")
+
+
+class DispatchList(BaseModel):
+    start: datetime = Field(description="Start of the window (dispatches that started at or after it).")
+    end: datetime = Field(description="End of the window.")
+    dispatches: list[Dispatch] = Field(description="Newest first.")
+
+
+class DispatchEvent(BaseModel):
+    event: Literal["started", "collected", "predicted", "persisted", "finished", "failed"] = Field(
+        examples=["persisted"]
+    )
+    at: datetime
+    detail: str | None = Field(examples=["batch 2: 10000 predictions written"])
+
+
+class DispatchPrediction(BaseModel):
+    row_key: str = Field(description="The row's key in the datalake table.", examples=["10042"])
+    predicted_class: int | None = Field(
+        description="Predicted Cover_Type; null for an invalid row.", examples=[2]
+    )
+    class_name: str | None = Field(examples=["Lodgepole Pine"])
+    status: Literal["ok", "invalid"]
+    error: str | None = Field(
+        description="What is wrong with an invalid row, field by field.",
+        examples=["Elevation: Input should be less than or equal to 5000 (got 99999)"],
+    )
+
+
+class DispatchDetail(Dispatch):
+    """A dispatch with its event timeline and each row's prediction, in reading order."""
+
+    events: list[DispatchEvent]
+    predictions: list[DispatchPrediction]
+
+
+class DatalakeStatus(BaseModel):
+    """Whether the datalake answers: a connection and a count of the rows awaiting a prediction."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ok": True,
+                    "table": "covertype_observations",
+                    "latency_ms": 3.2,
+                    "pending_rows": 1200,
+                    "error": None,
+                },
+                {
+                    "ok": False,
+                    "table": "covertype_observations",
+                    "latency_ms": None,
+                    "pending_rows": None,
+                    "error": "counting pending rows of mysql+pymysql://ancora:***@lake:3306/lake table "
+                    "covertype_observations: OperationalError: "
+                    "(2003, \"Can't connect to MySQL server on 'lake'\")",
+                },
+            ]
+        }
+    )
+
+    ok: bool
+    table: str = Field(description="The configured table (ANCORA_DATALAKE_TABLE).")
+    latency_ms: float | None = Field(description="Time to connect and count; null when it failed.")
+    pending_rows: int | None = Field(description="Rows awaiting a prediction; null when the check failed.")
+    error: str | None = Field(description="Why the datalake could not be reached or queried.")

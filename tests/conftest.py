@@ -16,6 +16,9 @@ from tests.support.airflow import configure_airflow_for_tests, migrate_airflow_d
 
 SHARED_DATA = Path(os.environ.get("ANCORA_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 MARIADB_SERVER_URL = os.environ.get("ANCORA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+POSTGRES_SERVER_URL = os.environ.get(
+    "ANCORA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,7 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test gets its own state folder and no stray ANCORA_* variables from the developer's shell."""
     for name in list(os.environ):
-        if name.startswith("ANCORA_") and name not in ("ANCORA_SHARED_DATA", "ANCORA_TEST_MYSQL_URL"):
+        if name.startswith("ANCORA_") and name not in (
+            "ANCORA_SHARED_DATA",
+            "ANCORA_TEST_MYSQL_URL",
+            "ANCORA_TEST_POSTGRES_URL",
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ANCORA_STATE_DIR", str(tmp_path / "state"))
     get_settings.cache_clear()
@@ -60,6 +67,21 @@ def mariadb_url() -> Iterator[str]:
     finally:
         with server.connect() as connection:
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        server.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the machine's PostgreSQL, dropped after the test."""
+    name = f"ancora_test_{secrets.token_hex(4)}"
+    server = sa.create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
 
 

@@ -67,7 +67,11 @@ class Settings(BaseSettings):
     airflow_parallelism: int = Field(
         default=4, ge=1, description="Airflow task slots natively (the default 32 wastes memory on 2 cores)."
     )
-    collect_schedule: str = Field(default="*/5 * * * *", description="Cron schedule of covertype_collect.")
+    collect_schedule: str = Field(
+        default="*/5 * * * *",
+        description="Schedule of covertype_collect: a cron expression or an Airflow preset "
+        "(@continuous: back to back, for a simulator rotating in seconds).",
+    )
 
     mlflow_port: int = Field(default=5000, description="Port of the MLflow tracking server.")
     mlflow_tracking_uri: str | None = Field(
@@ -318,7 +322,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Timeout of the app's calls to Airflow, MLflow and the inference API."
     )
     ui_inference_url: str | None = Field(
-        default=None, description="Inference API the app calls; default: the native service on inference_port."
+        default=None, description="Inference API the app calls; default: the native one on inference_port."
     )
     ui_airflow_public_url: str | None = Field(
         default=None, description="Airflow UI address the app links to in the browser; default: airflow_url."
@@ -348,12 +352,12 @@ class Settings(BaseSettings):
     )
     datalake_prediction_column: str = Field(
         default="predicted_cover_type",
-        description="Integer column the predicted Cover_Type is written to; NULL means awaiting a prediction.",
+        description="Integer column the predicted Cover_Type goes to; NULL means awaiting a prediction.",
     )
     datalake_marker_column: str = Field(
         default="dispatch_id",
-        description="Text column set to the dispatch id on every row a dispatch handles (invalid rows too, so "
-        "they are not retried until cleared); empty: no marker, invalid rows are retried every dispatch.",
+        description="Text column set to the dispatch id on every row a dispatch handles (invalid rows too, "
+        "so they are not retried until cleared); empty: no marker, invalid rows are retried every dispatch.",
     )
     datalake_connect_timeout_seconds: int = Field(
         default=5, ge=1, description="Connect timeout to the datalake (dispatches and GET /datalake/status)."
@@ -375,6 +379,34 @@ class Settings(BaseSettings):
     )
     dispatch_history_hours: float = Field(
         default=24.0, gt=0, description="Default time window of GET /dispatches, back from now, in hours."
+    )
+
+    # --- Docker Compose: services reach each other by name, not on bind_host (docker-compose.yml) ---
+    airflow_api_url: str | None = Field(
+        default=None,
+        description="Airflow API server the task service and the UI call; default: the native one on "
+        "bind_host:airflow_port.",
+    )
+
+    # --- Inference API throughput (src/ancora/serving/worker.py, batcher.py; benchmarks/serve.py) ---
+    serving_predict_worker: bool = Field(
+        default=True,
+        description="Run predict_proba in a child process of the inference API, so HTTP handling and "
+        "prediction use separate cores; false: in a thread of the API process.",
+    )
+    serving_predict_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Prediction worker processes (with serving_predict_worker), each with its own copy "
+        "of the model; more than 1 pays off only with cores to spare (on 2 cores, 1 is faster).",
+    )
+    serving_microbatch_max_wait_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description="Longest wait, right after a predict call, for the rows of the callers it answered "
+        "(capped at half that call's time; an idle service never waits); 0: take only what is queued.",
     )
 
     @field_validator("state_dir")
@@ -442,7 +474,7 @@ class Settings(BaseSettings):
 
     @property
     def airflow_url(self) -> str:
-        return f"http://{self.bind_host}:{self.airflow_port}"
+        return (self.airflow_api_url or f"http://{self.bind_host}:{self.airflow_port}").rstrip("/")
 
     @property
     def simulator_url(self) -> str:

@@ -7,122 +7,29 @@ a stack a developer runs. The tests share one stack and run in file order; the l
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from ancora.airflow_env import passwords_file
-from ancora.config import PROJECT_ROOT, Settings
-from ancora.stack.processes import ProcessInfo, is_running, stack_processes
+from ancora.config import PROJECT_ROOT
+from ancora.stack.processes import is_running
+from tests.support.native_stack import HTTP_TIMEOUT, RunningStack, native_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 COLLECT_DAG_ID = "covertype_collect"
 COLLECT_DAG_FILE = PROJECT_ROOT / "dags" / f"{COLLECT_DAG_ID}.py"
 ALL_INTERFACES = {"0.0.0.0", "*", "[::]", "::"}
-HTTP_TIMEOUT = 60.0
-"""Generous: the single API server worker answers slowly while the machine is busy starting things."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class RunningStack:
-    settings: Settings
-    env: dict[str, str]
-    workdir: Path
-    up_output: str
-
-    def ancora(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ancora", *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def leaders(self) -> list[int]:
-        return [
-            int(json.loads(path.read_text())["pid"]) for path in sorted(self.settings.run_dir.glob("*.pid"))
-        ]
-
-    def processes(self) -> dict[int, ProcessInfo]:
-        return stack_processes(self.leaders())
-
-    def airflow(self) -> httpx.Client:
-        """A client logged in as the generated admin user, the way a person logs in to the UI."""
-        password = json.loads(passwords_file(self.settings).read_text())["admin"]
-        response = httpx.post(
-            f"{self.settings.airflow_url}/auth/token",
-            json={"username": "admin", "password": password},
-            timeout=HTTP_TIMEOUT,
-            trust_env=False,
-        )
-        assert response.status_code == 201, response.text
-        token = response.json()["access_token"]
-        return httpx.Client(
-            base_url=self.settings.airflow_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=HTTP_TIMEOUT,
-            trust_env=False,
-        )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    workdir = tmp_path_factory.mktemp("native-stack")
-    ports = {
-        "ANCORA_AIRFLOW_PORT": free_port(),
-        "ANCORA_MLFLOW_PORT": free_port(),
-        "ANCORA_SIMULATOR_PORT": free_port(),
-        "ANCORA_TASK_SERVICE_PORT": free_port(),
-    }
-    # The developer's own ANCORA_* / AIRFLOW* settings must not leak into the stack under test.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANCORA_", "AIRFLOW"))}
-    env.update({name: str(port) for name, port in ports.items()})
-    env["ANCORA_STATE_DIR"] = str(workdir / "state")
-    env["ANCORA_STACK_START_TIMEOUT_SECONDS"] = "300"
-    settings = Settings(
-        _env_file=None,
-        state_dir=workdir / "state",
-        airflow_port=ports["ANCORA_AIRFLOW_PORT"],
-        mlflow_port=ports["ANCORA_MLFLOW_PORT"],
-        simulator_port=ports["ANCORA_SIMULATOR_PORT"],
-        task_service_port=ports["ANCORA_TASK_SERVICE_PORT"],
-    )
-    running = RunningStack(settings=settings, env=env, workdir=workdir, up_output="")
-    try:
-        up = running.ancora("stack", "up")
-        running.up_output = up.stdout + up.stderr
-        assert up.returncode == 0, running.up_output
+    with native_stack(tmp_path_factory.mktemp("native-stack")) as running:
         yield running
-    finally:
-        running.ancora("stack", "down")
-
-
-def wait_for(condition: Any, timeout: float, every: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def test_every_service_is_healthy(stack: RunningStack) -> None:
@@ -131,6 +38,8 @@ def test_every_service_is_healthy(stack: RunningStack) -> None:
     assert local.get(f"{settings.simulator_url}/health").status_code == 200
     assert local.get(f"http://127.0.0.1:{settings.mlflow_port}/health").status_code == 200
     assert local.get(f"http://127.0.0.1:{settings.task_service_port}/health").status_code == 200
+    assert local.get(f"{settings.inference_url}/health").status_code == 200
+    assert local.get(f"{settings.ui_url}/_stcore/health").status_code == 200
     health = local.get(f"{settings.airflow_url}/api/v2/monitor/health").json()
     for component in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
         assert health[component]["status"] == "healthy", health
@@ -160,7 +69,14 @@ def test_nothing_listens_on_all_interfaces(stack: RunningStack) -> None:
             ours.append((host, int(port)))
     assert not [entry for entry in ours if entry[0] in ALL_INTERFACES], ours
     s = stack.settings
-    expected = {s.airflow_port, s.mlflow_port, s.simulator_port, s.task_service_port}
+    expected = {
+        s.airflow_port,
+        s.mlflow_port,
+        s.simulator_port,
+        s.task_service_port,
+        s.inference_port,
+        s.ui_port,
+    }
     assert expected <= {port for host, port in ours if host == "127.0.0.1"}, ours
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import kombu
+import redis
 import sqlalchemy as sa
+from amqp.exceptions import ChannelError
 
 from ancora.config import PROJECT_ROOT, Settings
 from ancora.stack.services import HealthCheck, Service, Stack, child_environment, native_stack
@@ -40,10 +45,6 @@ class CeleryAirflow:
     queue: str
     worker_name: str
 
-    @property
-    def url(self) -> str:
-        return self.settings.airflow_url
-
 
 @contextmanager
 def throwaway_postgres_database(prefix: str = "ancora_celery") -> Iterator[str]:
@@ -63,7 +64,10 @@ def throwaway_postgres_database(prefix: str = "ancora_celery") -> Iterator[str]:
 def celery_stack(
     settings: Settings, metadata_url: str, broker_url: str, queue: str, worker_name: str
 ) -> Stack:
-    """Api-server, scheduler and dag-processor as `make up` runs them, plus one `airflow celery worker`."""
+    """Api-server, scheduler and dag-processor as `make up` runs them, plus one `airflow celery worker`.
+
+    No migration job: the metadata database is migrated once (`migrate_metadata_database`) and shared.
+    """
     native = native_stack(settings)
     services = [service for service in native.services if service.name in AIRFLOW_SERVICES]
     log_server_port = free_port()
@@ -82,32 +86,80 @@ def celery_stack(
     )
     executor = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        # psycopg 3 has an asyncio mode; Airflow would otherwise derive an asyncpg URL for its async engine.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url}",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     }
 
     def environment() -> dict[str, str]:
         return {**child_environment(settings), **executor, "PYTHONPATH": str(PROJECT_ROOT)}
 
-    return Stack(services=(*services, worker), jobs=native.jobs, environment=environment)
+    return Stack(services=(*services, worker), jobs=(), environment=environment)
+
+
+def migrate_metadata_database(metadata_url: str, airflow_home: Path) -> None:
+    """`airflow db migrate` on the database, once: stacks started on it after skip the migration."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url,
+    }
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 @contextmanager
 def running_celery_airflow(
-    settings: Settings, broker_url: str, start_timeout: float = 240.0
+    settings: Settings, broker_url: str, metadata_url: str, start_timeout: float = 240.0
 ) -> Iterator[CeleryAirflow]:
-    """Migrate a throwaway PostgreSQL metadata database, start the stack, stop every process after."""
+    """Start the stack on a migrated metadata database, with a queue and worker name of its own; stop
+    every process and delete the queue afterwards."""
     suffix = secrets.token_hex(3)
     queue, worker_name = f"ancora-test-{suffix}", f"celery-worker-{suffix}"
-    with throwaway_postgres_database() as metadata_url:
-        stack = celery_stack(settings, metadata_url, broker_url, queue, worker_name)
-        supervisor = Supervisor(stack, settings.run_dir, settings.log_dir, settings.state_dir)
+    stack = celery_stack(settings, metadata_url, broker_url, queue, worker_name)
+    supervisor = Supervisor(stack, settings.run_dir, settings.log_dir, settings.state_dir)
+    try:
+        supervisor.up(start_timeout)
+        yield CeleryAirflow(settings, supervisor, metadata_url, queue, worker_name)
+    finally:
+        supervisor.down(settings.stack_stop_timeout_seconds)
+        delete_queue(broker_url, queue)
+
+
+def delete_queue(broker_url: str, queue: str) -> None:
+    """The queue and Celery's exchange of the same name; on Redis also kombu's binding keys."""
+    with kombu.Connection(broker_url) as broker:
+        broker.default_channel.queue_delete(queue)
+        broker.default_channel.exchange_delete(queue)
+    if broker_url.startswith("redis://"):
+        client = redis.Redis.from_url(broker_url)
         try:
-            supervisor.up(start_timeout)
-            yield CeleryAirflow(settings, supervisor, metadata_url, queue, worker_name)
+            for key in client.scan_iter(match=f"*{queue}*"):
+                client.delete(key)
         finally:
-            supervisor.down(settings.stack_stop_timeout_seconds)
+            client.close()
+
+
+def waiting_messages(broker_url: str, queue: str) -> int:
+    """Messages still waiting in ``queue`` on the broker (Redis list or RabbitMQ queue alike)."""
+    with kombu.Connection(broker_url) as broker:
+        try:
+            return int(broker.default_channel.queue_declare(queue=queue, passive=True).message_count)
+        except ChannelError:
+            # Redis keeps a queue as a list and deletes the list once it is empty; RabbitMQ keeps
+            # the queue the worker declared, so there a missing queue is a real error.
+            if broker.transport.driver_type == "redis":
+                return 0
+            raise

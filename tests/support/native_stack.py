@@ -53,7 +53,9 @@ def isolated_stack_env(state_dir: Path, overrides: Mapping[str, str] | None = No
 
 def settings_for(env: Mapping[str, str]) -> Settings:
     """The Settings the stack's processes build from ``env`` (no .env file: the stack runs elsewhere)."""
-    values = {key.removeprefix("ANCORA_").lower(): value for key, value in env.items() if key.startswith("ANCORA_")}
+    values = {
+        key.removeprefix("ANCORA_").lower(): value for key, value in env.items() if key.startswith("ANCORA_")
+    }
     fields = {name: value for name, value in values.items() if name in Settings.model_fields}
     return Settings(_env_file=None, **fields)
 
@@ -65,11 +67,15 @@ class RunningStack:
     workdir: Path
     up_output: str = ""
 
-    def ancora(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def ancora(
+        self, *args: str, timeout: float = 600, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run an `ancora` command with the stack's environment, as an operator's shell would."""
         return subprocess.run(
             [sys.executable, "-m", "ancora", *args],
             env=self.env,
             cwd=self.workdir,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -172,3 +178,27 @@ def json_lines(output: str) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return found
+
+
+ACCELERATED_LOOP: dict[str, str] = {
+    "ANCORA_COLLECT_SCHEDULE": "@continuous",
+    "ANCORA_TRAIN_FAMILIES": "random_forest",
+    "ANCORA_TRAIN_SEARCH_BUDGET": "1",
+    "ANCORA_TRAIN_N_JOBS": "1",
+    "ANCORA_MODEL_POLL_INTERVAL_SECONDS": "1",
+}
+"""The loop in seconds instead of hours (docs/operations-native.md, "The loop, accelerated"): collection
+back to back, one quick candidate per training, a tight alias poll. The simulator's rotation is set
+by each caller (ANCORA_SIMULATOR_ROTATION_SECONDS)."""
+
+
+def all_pages(client: httpx.Client, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated Airflow REST v2 collection (pages of 100, its maximum)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        response = client.get(path, params={**params, "limit": 100, "offset": len(items)})
+        response.raise_for_status()
+        page = list(response.json()[key])
+        items.extend(page)
+        if len(page) < 100:
+            return items

@@ -15,7 +15,14 @@ import pytest
 
 from ancora.serving.batcher import MicroBatcher
 from ancora.serving.registry import ServedModel, VersionRef
-from ancora.serving.rows import EXAMPLE_ROW, FeatureRow, FeatureValues, row_values, validate_rows
+from ancora.serving.rows import (
+    EXAMPLE_ROW,
+    FeatureRow,
+    FeatureValues,
+    frame_from_columns,
+    row_values,
+    validate_rows,
+)
 
 
 class SlowEstimator:
@@ -153,3 +160,34 @@ def test_a_failing_call_fails_its_callers_and_the_batcher_goes_on() -> None:
 
     result, _ = run(_with_batcher(64, body))
     assert result.tolist() == [[5.0, -5.0]]
+
+
+def test_with_two_prediction_threads_two_calls_run_at_once() -> None:
+    estimator = SlowEstimator(seconds=0.05)
+    model = served(estimator)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def predict(model: ServedModel, columns: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return model.predict_proba(frame_from_columns(columns))
+        finally:
+            with lock:
+                running -= 1
+
+    async def body() -> Any:
+        batcher = MicroBatcher(4, predict=predict, concurrency=2)
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.predict_proba(model, row(i)) for i in range(16)))
+        finally:
+            await batcher.stop()
+
+    results = run(body())
+    assert [r.tolist() for r in results] == [[[float(i), -float(i)]] for i in range(16)]
+    assert most == 2

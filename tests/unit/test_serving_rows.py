@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from ancora.schema import FEATURE_NAMES, NUMERIC_FEATURES
 from ancora.serving.rows import (
@@ -15,6 +17,8 @@ from ancora.serving.rows import (
     RowsInvalid,
     features_frame,
     parse_csv_rows,
+    parse_json_row,
+    parse_json_rows,
     row_values,
     validate_rows,
 )
@@ -134,3 +138,48 @@ def test_the_frame_has_the_training_columns_and_types() -> None:
     assert list(frame.columns) == list(FEATURE_NAMES)
     assert all(frame[name].dtype == "int64" for name in NUMERIC_FEATURES)
     assert frame["Soil_Type"].tolist() == ["C7201", "C7201"]
+
+
+EDGE_VALUES = [
+    "12", " 12 ", "+12", "1_000", "12.0", "12.5", "1e1", "0x10", "", "\u0661\u0662", "12\n", "0012",
+    "-0", "nan", "inf", "40.0000000000000001", True, False, None, 12, 12.0, 12.5, 1e1, -1, 91, [], {},
+]  # fmt: skip
+
+
+def _outcome(action: Any) -> Any:
+    try:
+        return action()
+    except (RowsInvalid, ValidationError) as error:
+        return "refused", str(error)
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES)
+def test_the_json_fast_paths_accept_and_read_exactly_what_the_row_model_does(value: Any) -> None:
+    row = {**EXAMPLE_ROW, "Slope": value}
+    body = json.dumps([row, EXAMPLE_ROW]).encode()
+    fast = _outcome(lambda: parse_json_rows(body, 10).to_numpy().tolist())
+    slow = _outcome(lambda: validate_rows(json.loads(body), 10).to_numpy().tolist())
+    assert fast == slow
+    one = json.dumps(row).encode()
+    assert _outcome(lambda: parse_json_row(one)) == _outcome(
+        lambda: row_values(FeatureRow.model_validate_json(one))
+    )
+
+
+@pytest.mark.parametrize("value", ["Rawah", "rawah", " Rawah", 1, None, "Mars"])
+def test_the_json_fast_paths_check_categories_like_the_row_model(value: Any) -> None:
+    body = json.dumps([{**EXAMPLE_ROW, "Wilderness_Area": value}]).encode()
+    fast = _outcome(lambda: parse_json_rows(body, 10).to_numpy().tolist())
+    assert fast == _outcome(lambda: validate_rows(json.loads(body), 10).to_numpy().tolist())
+
+
+def test_json_batch_errors_name_the_row_and_field_and_the_limit_holds() -> None:
+    body = json.dumps([EXAMPLE_ROW, {**EXAMPLE_ROW, "Soil_Type": "C0000"}]).encode()
+    with pytest.raises(RowsInvalid) as caught:
+        parse_json_rows(body, 10)
+    assert caught.value.errors[0]["loc"] == ("body", 1, "Soil_Type")
+    with pytest.raises(BatchTooLarge):
+        parse_json_rows(json.dumps([EXAMPLE_ROW] * 11).encode(), 10)
+    with pytest.raises(RowsInvalid) as caught:
+        parse_json_rows(b"[{", 10)
+    assert caught.value.errors[0]["type"] == "json_invalid"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ancora.cli import data, serve, services, train
+from ancora.cli import data, dispatch, serve, services, train, ui
 from ancora.cli.config import config_app
 from ancora.cli.sagemaker import provisioning, sagemaker_app
 from ancora.cli.stack import stack_app
@@ -38,3 +38,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(task_service_app, name="task-service")
 app.add_typer(sagemaker_app, name="sagemaker")
 app.command("provisioning")(provisioning)
+app.command("dispatch")(dispatch.dispatch)
+app.add_typer(dispatch.datalake_app, name="datalake")
+app.command("ui")(ui.ui)
+app.add_typer(ui.users_app, name="users")

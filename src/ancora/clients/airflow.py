@@ -107,6 +107,10 @@ class AirflowClient:
     def get_dag(self, dag_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/dags/{dag_id}"))
 
+    def get_dag_details(self, dag_id: str) -> dict[str, Any]:
+        """The DAG with its params (each as Airflow dumps a Param: value, schema, description)."""
+        return dict(self._request("GET", f"/dags/{dag_id}/details"))
+
     def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
         return dict(self._request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused}))
 
@@ -147,7 +151,9 @@ class AirflowClient:
 
     def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         """A task's XCom value (Airflow 3 returns it as stored: JSON text or already decoded)."""
-        entry = self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        entry = self._request(
+            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        )
         value = entry.get("value") if isinstance(entry, dict) else None
         if isinstance(value, str):
             try:

@@ -25,6 +25,7 @@ MLFLOW = "mlflow"
 INFERENCE = "inference"
 DATA_API = "data-api"
 TASK_SERVICE = "task-service"
+DATALAKE = "datalake"
 
 HOW_TO_START: dict[str, str] = {
     AIRFLOW: "start the stack with `make up` (natively it runs the Airflow api-server, scheduler, "
@@ -34,6 +35,8 @@ HOW_TO_START: dict[str, str] = {
     DATA_API: "start the simulator with `make up`, or alone with `uv run ancora data-api`; if "
     "ANCORA_DATA_API_URL points at the course API, that server is not answering",
     TASK_SERVICE: "start it with `make up`, or alone with `uv run ancora task-service`",
+    DATALAKE: "the inference API reaches the datalake with ANCORA_DATALAKE_URL and ANCORA_DATALAKE_TABLE: "
+    "check that the database answers and holds that table",
 }
 
 SERVICE_NAMES: dict[str, str] = {
@@ -42,6 +45,7 @@ SERVICE_NAMES: dict[str, str] = {
     INFERENCE: "the inference API",
     DATA_API: "the data API",
     TASK_SERVICE: "the task service",
+    DATALAKE: "the datalake",
 }
 
 AIRFLOW_COMPONENTS = {
@@ -170,7 +174,7 @@ def _inference(settings: Settings) -> Callable[[httpx.Client], list[Probe]]:
             probes.append(
                 Probe(
                     "Datalake",
-                    INFERENCE,
+                    DATALAKE,
                     ok,
                     detail,
                     float(latency) if latency is not None else lake.latency_ms,

@@ -75,7 +75,9 @@ class InferenceClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as problem:
-            raise InferenceError(f"the inference API at {self.base_url} is not reachable: {problem}") from None
+            raise InferenceError(
+                f"the inference API at {self.base_url} is not reachable: {problem}"
+            ) from None
         if response.status_code not in ok:
             raise InferenceError(
                 f"{method} {path}: {response.status_code} {error_detail(response)}", response.status_code

@@ -184,7 +184,8 @@ class MlflowRestClient:
         )
         return [Run.from_json(item) for item in body.get("runs", []) or []]
 
-    def run_url(self, public_url: str, run: Run) -> str:
+    @staticmethod
+    def run_url(public_url: str, run: Run) -> str:
         return f"{public_url.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
 
     @staticmethod

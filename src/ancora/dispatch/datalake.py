@@ -149,7 +149,7 @@ class Datalake:
             columns.add(layout.marker)
         self._table = sa.table(layout.table, *(sa.column(name) for name in columns), schema=layout.schema)
         self._key = self._table.c[layout.key]
-        pending = self._table.c[layout.prediction].is_(None)
+        pending: sa.ColumnElement[bool] = self._table.c[layout.prediction].is_(None)
         if layout.marker:
             pending = sa.and_(pending, self._table.c[layout.marker].is_(None))
         self._pending = pending
@@ -183,7 +183,9 @@ class Datalake:
             columns={name: list(column) for (name, _), column in zip(features, values[1:], strict=True)},
         )
 
-    def write_back(self, dispatch_id: str, predictions: Mapping[int, Sequence[Any]], invalid: Sequence[Any]) -> int:
+    def write_back(
+        self, dispatch_id: str, predictions: Mapping[int, Sequence[Any]], invalid: Sequence[Any]
+    ) -> int:
         """Write one batch in one transaction: predicted classes (keys grouped by class) and markers.
 
         Returns how many predictions were written; rows that no longer await one are left alone.

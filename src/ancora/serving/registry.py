@@ -132,14 +132,11 @@ class ModelRegistry:
         started = time.perf_counter()
         try:
             path = self._cached_artifacts(ref)
-            import mlflow.sklearn
-
-            estimator = mlflow.sklearn.load_model(str(path))
+            estimator = load_estimator(path, self.n_jobs)
         except Exception as error:
             raise ModelLoadFailed(f"{ref.name} version {ref.version}: {error}") from error
         if not hasattr(estimator, "predict_proba"):
             raise ModelLoadFailed(f"{ref.name} version {ref.version} has no predict_proba")
-        self._set_n_jobs(estimator)
         model = ServedModel(
             ref=ref,
             estimator=estimator,
@@ -181,10 +178,20 @@ class ModelRegistry:
         log.info("cached %s version %s in %s", ref.name, ref.version, target)
         return target
 
-    def _set_n_jobs(self, estimator: Any) -> None:
-        """A forest fitted with n_jobs>1 starts threads on every call, which costs more than one row."""
-        if not hasattr(estimator, "get_params"):
-            return
-        keys = [key for key in estimator.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")]
-        if keys:
-            estimator.set_params(**dict.fromkeys(keys, self.n_jobs))
+
+def load_estimator(path: Path | str, n_jobs: int) -> Any:
+    """Deserialize a cached version and set its serving ``n_jobs`` (the API and its prediction worker)."""
+    import mlflow.sklearn
+
+    estimator = mlflow.sklearn.load_model(str(path))
+    _set_n_jobs(estimator, n_jobs)
+    return estimator
+
+
+def _set_n_jobs(estimator: Any, n_jobs: int) -> None:
+    """A forest fitted with n_jobs>1 starts threads on every call, which costs more than one row."""
+    if not hasattr(estimator, "get_params"):
+        return
+    keys = [key for key in estimator.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")]
+    if keys:
+        estimator.set_params(**dict.fromkeys(keys, n_jobs))

@@ -10,14 +10,16 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 import numpy as np
 import pandas as pd
+import pydantic_core
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from ancora.schema import (
-    CATEGORICAL_FEATURES,
     FEATURE_NAMES,
     FEATURES,
     LABEL_NAME,
@@ -112,11 +114,41 @@ def row_values(row: FeatureRow) -> FeatureValues:
 
 def features_frame(rows: Sequence[FeatureValues]) -> pd.DataFrame:
     """The DataFrame the pipeline was trained on: columns in contract order, int64 numbers, str categories."""
-    frame = pd.DataFrame.from_records(list(rows), columns=list(FEATURE_NAMES))
-    frame = frame.astype(
-        {name: "int64" for name in NUMERIC_FEATURES} | dict.fromkeys(CATEGORICAL_FEATURES, str)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(FEATURE_NAMES)
+    return frame_from_columns(dict(zip(FEATURE_NAMES, columns, strict=True)))
+
+
+def frame_from_columns(columns: Mapping[str, Sequence[Any] | np.ndarray[Any, Any]]) -> pd.DataFrame:
+    """The same frame from one array or list per feature (how micro-batches reach the prediction worker).
+
+    Typed column by column: a frame-wide ``astype`` costs about a millisecond even for 32 rows, a
+    share of every micro-batch's prediction time.
+    """
+    numeric = set(NUMERIC_FEATURES)
+    return pd.DataFrame(
+        {
+            name: np.asarray(columns[name], dtype=np.int64)
+            if name in numeric
+            else pd.array(np.asarray(columns[name], dtype=object), dtype="str")
+            for name in FEATURE_NAMES
+        },
+        columns=list(FEATURE_NAMES),
     )
-    return frame
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    """Checked rows held column by column (int64 numbers, str objects): how the batch endpoint hands
+    them to the micro-batcher, skipping a DataFrame that would only be taken apart again."""
+
+    columns: dict[str, np.ndarray[Any, Any]]
+
+    def __len__(self) -> int:
+        return len(self.columns[FEATURE_NAMES[0]])
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> FeatureColumns:
+        return cls({name: frame[name].to_numpy() for name in FEATURE_NAMES})
 
 
 class BatchTooLarge(ValueError):
@@ -161,13 +193,81 @@ def validate_rows(records: Any, limit: int) -> pd.DataFrame:
     try:
         rows = FEATURE_ROWS.validate_python(records)
     except ValidationError as error:
-        raise RowsInvalid(_body_errors(error)) from None
+        raise RowsInvalid(body_errors(error)) from None
     return features_frame([row_values(row) for row in rows])
+
+
+def _fast_field(column: Column) -> tuple[str, Any]:
+    if column.kind == NUMERIC:
+        return column.name, Annotated[int, msgspec.Meta(ge=column.minimum, le=column.maximum)]
+    return column.name, Literal.__getitem__(column.choices)
+
+
+_FastRow = msgspec.defstruct("FastRow", [_fast_field(column) for column in FEATURES], gc=False)
+_FAST_ROW = msgspec.json.Decoder(_FastRow, strict=False)
+_FAST_ROWS = msgspec.json.Decoder(list[_FastRow], strict=False)  # type: ignore[valid-type]
+"""Decode and check JSON rows in C. Their lax mode reads "2065", "2065.0" and 2065 as 2065 and refuses
+what ``FeatureRow`` refuses (checked edge by edge in the unit tests); they refuse some input
+``FeatureRow`` accepts (" 2065", "+2065"), which then takes the pydantic path, the one that names
+what is wrong."""
+
+
+def fast_json_row(body: bytes) -> FeatureValues | None:
+    """One ``/predict`` body if it is plainly valid, else None (``parse_json_row`` says why)."""
+    try:
+        values: FeatureValues = msgspec.structs.astuple(_FAST_ROW.decode(body))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return values
+
+
+def parse_json_row(body: bytes) -> FeatureValues:
+    """One ``/predict`` body; raises pydantic's ``ValidationError`` naming the field at fault."""
+    values = fast_json_row(body)
+    return row_values(FeatureRow.model_validate_json(body)) if values is None else values
+
+
+def parse_json_rows(body: bytes, limit: int) -> pd.DataFrame:
+    return frame_from_columns(parse_json_columns(body, limit).columns)
+
+
+def parse_json_columns(body: bytes, limit: int) -> FeatureColumns:
+    """A JSON batch body: decoded and checked by msgspec in one pass when it is clean (about three
+    times faster than decoding to dicts and checking those), else by ``validate_rows``, which names
+    what is wrong."""
+    try:
+        rows = _FAST_ROWS.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        rows = None
+    if rows:
+        if len(rows) > limit:
+            raise BatchTooLarge(len(rows), limit)
+        numeric = set(NUMERIC_FEATURES)
+        return FeatureColumns(
+            {
+                name: np.asarray(
+                    list(map(attrgetter(name), rows)), dtype=np.int64 if name in numeric else object
+                )
+                for name in FEATURE_NAMES
+            }
+        )
+    try:
+        records = pydantic_core.from_json(body)
+    except ValueError as error:
+        raise RowsInvalid(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {error}", "input": None}]
+        ) from None
+    return FeatureColumns.of_frame(validate_rows(records, limit))
 
 
 def _clean_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame | None:
     """The features frame if every value is plainly valid (whole numbers in range, known categories),
     else None, and the caller validates row by row to say what is wrong."""
+    clean = _clean_columns(columns)
+    return None if clean is None else frame_from_columns(clean)
+
+
+def _clean_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray[Any, Any]] | None:
     data: dict[str, Any] = {}
     for column in FEATURES:
         values = columns[column.name]
@@ -189,8 +289,8 @@ def _clean_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame | None:
         else:
             if not set(values) <= set(column.choices):
                 return None
-            data[column.name] = values
-    return pd.DataFrame(data, columns=list(FEATURE_NAMES)).astype(dict.fromkeys(CATEGORICAL_FEATURES, str))
+            data[column.name] = np.asarray(values, dtype=object)
+    return data
 
 
 @dataclass(frozen=True)
@@ -241,6 +341,10 @@ def describe_errors(error: ValidationError) -> str:
 
 
 def parse_csv_rows(text: str, limit: int) -> pd.DataFrame:
+    return frame_from_columns(parse_csv_columns(text, limit).columns)
+
+
+def parse_csv_columns(text: str, limit: int) -> FeatureColumns:
     """A CSV body with a header: the 12 feature columns in any order, the label column tolerated.
 
     The header is checked first so a wrong file is refused with the names of the columns at fault,
@@ -283,9 +387,9 @@ def parse_csv_rows(text: str, limit: int) -> pd.DataFrame:
         if len(parsed) > limit:
             raise BatchTooLarge(len(parsed), limit)
         if list(parsed.columns) == columns and len(parsed):
-            frame = _clean_frame({name: parsed[name].to_numpy() for name in FEATURE_NAMES})
-            if frame is not None:
-                return frame
+            clean = _clean_columns({name: parsed[name].to_numpy() for name in FEATURE_NAMES})
+            if clean is not None:
+                return FeatureColumns(clean)
     records: list[dict[str, str]] = []
     for line_number, cells in enumerate(reader, start=2):
         if not cells:
@@ -304,10 +408,10 @@ def parse_csv_rows(text: str, limit: int) -> pd.DataFrame:
         records.append(dict(zip(columns, cells, strict=True)))
         if len(records) > limit:
             raise BatchTooLarge(len(records) + sum(1 for cells in reader if cells), limit)
-    return validate_rows(records, limit)
+    return FeatureColumns.of_frame(validate_rows(records, limit))
 
 
-def _body_errors(error: ValidationError) -> list[dict[str, Any]]:
+def body_errors(error: ValidationError) -> list[dict[str, Any]]:
     """Pydantic's errors with the request location prefixed, the way FastAPI reports body errors."""
     return [
         {"type": item["type"], "loc": ("body", *item["loc"]), "msg": item["msg"], "input": item.get("input")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -58,10 +59,14 @@ class ModelWatcher:
         registry: ModelRegistry,
         interval_seconds: float,
         observer: WatcherObserver | None = None,
+        prepare: Callable[[ServedModel], None] | None = None,
     ) -> None:
+        """``prepare`` runs on a loaded version before the swap (the prediction worker loads it too);
+        if it raises, the check counts as a failed load and the old version keeps serving."""
         self.registry = registry
         self.interval_seconds = interval_seconds
         self._observer = observer
+        self._prepare = prepare
         self._current: ServedModel | None = None
         self._last: CheckResult | None = None
         self._lock = asyncio.Lock()
@@ -139,6 +144,11 @@ class ModelWatcher:
             model = self.registry.load(ref)
         except ModelLoadFailed as error:
             return CheckResult(now, False, current, str(error), "load")
+        if self._prepare is not None:
+            try:
+                self._prepare(model)
+            except Exception as error:
+                return CheckResult(now, False, current, f"{ref.name} version {ref.version}: {error}", "load")
         return CheckResult(now, True, model)
 
 

@@ -185,10 +185,20 @@ def native_stack(settings: Settings) -> Stack:
             health=HealthCheck(f"http://{settings.bind_host}:{settings.task_service_port}/health"),
             url=f"http://{settings.bind_host}:{settings.task_service_port}",
         ),
+        Service(
+            name="ui",
+            argv=(python, "-m", "ancora", "ui"),
+            health=HealthCheck(f"{settings.ui_url}/_stcore/health"),
+            url=settings.ui_url,
+        ),
     )
     return Stack(
         services=services,
         jobs=(Job("airflow-db-migrate", (*airflow, "db", "migrate")),),
         environment=lambda: child_environment(settings),
-        notes=(f"Airflow login: user 'admin', password in {passwords_file(settings)}",),
+        notes=(
+            f"Airflow login: user 'admin', password in {passwords_file(settings)}",
+            f"Streamlit app users: {settings.resolved_ui_users_file} "
+            "(first admin: `uv run ancora users add --role Admin <name>`)",
+        ),
     )

@@ -8,15 +8,22 @@ instead, so a tampered model that lists extra types still fails to load.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 import mlflow
-import skops.io  # type: ignore[import-untyped]
 from mlflow.models import Model
 
 from ancora.training.pipelines import SKOPS_TRUSTED_TYPES
+
+with warnings.catch_warnings():
+    # On import skops finds the module of every scipy ufunc by asking each loaded module for the name
+    # (pickle's whichmodule). Inside an Airflow task every ask of Airflow's deprecated-import shims
+    # warns (a FutureWarning), and the task log got some 1,200 lines and seconds of delay per run.
+    warnings.simplefilter("ignore", FutureWarning)
+    import skops.io  # type: ignore[import-untyped]
 
 
 class BrokenModel(RuntimeError):
