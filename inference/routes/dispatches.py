@@ -58,6 +58,26 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _in_utc(field: str, value: datetime) -> datetime:
+    """The moment in UTC; a date at the edge of the calendar that cannot be moved there is a 422."""
+    try:
+        return _as_utc(value)
+    except OverflowError:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", field),
+                    "msg": f"{field} ({value.isoformat()}) is outside the supported range of dates",
+                    "input": value.isoformat(),
+                }
+            ]
+        ) from None
+
+
 def _dispatch(record: DispatchRecord) -> dict[str, Any]:
     values = dict(record.__dict__)
     values.pop("datalake_table")
@@ -97,10 +117,12 @@ def list_dispatches(
 ) -> DispatchList:
     """Dispatches that started inside the window, newest first, with their counts and state."""
     settings = runtime.settings
-    end_at = _as_utc(end) if end is not None else datetime.now(UTC)
-    start_at = (
-        _as_utc(start) if start is not None else end_at - timedelta(hours=settings.dispatch_history_hours)
-    )
+    end_at = _in_utc("end", end) if end is not None else datetime.now(UTC)
+    if start is not None:
+        start_at = _in_utc("start", start)
+    else:
+        window = timedelta(hours=settings.dispatch_history_hours)
+        start_at = end_at - window if end_at - EARLIEST >= window else EARLIEST
     if start_at > end_at:
         raise RequestValidationError(
             [

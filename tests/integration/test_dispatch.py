@@ -376,6 +376,12 @@ def test_the_api_lists_dispatches_shows_one_and_reports_the_datalake(
             "/dispatches", params={"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}
         )
         assert backwards.status_code == 422 and backwards.json()["detail"][0]["loc"] == ["query", "start"]
+        # Schemathesis found these: the default window reaching back before year 1, and an offset
+        # that cannot be moved to UTC. The first is a valid (empty) window, the second a 422.
+        earliest = client.get("/dispatches", params={"end": "0001-01-01T00:01:00Z"})
+        assert earliest.status_code == 200 and earliest.json()["start"] == "0001-01-01T00:00:00Z"
+        edge = client.get("/dispatches", params={"end": "9999-12-31T23:59:59-05:00"})
+        assert edge.status_code == 422 and edge.json()["detail"][0]["loc"] == ["query", "end"]
 
         lake = client.get("/datalake/status").raise_for_status().json()
         assert lake["ok"] is True and lake["table"] == TABLE and lake["pending_rows"] == 0

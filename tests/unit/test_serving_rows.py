@@ -16,6 +16,7 @@ from ancora.serving.rows import (
     FeatureRow,
     RowsInvalid,
     features_frame,
+    parse_csv_columns,
     parse_csv_rows,
     parse_json_row,
     parse_json_rows,
@@ -183,3 +184,11 @@ def test_json_batch_errors_name_the_row_and_field_and_the_limit_holds() -> None:
     with pytest.raises(RowsInvalid) as caught:
         parse_json_rows(b"[{", 10)
     assert caught.value.errors[0]["type"] == "json_invalid"
+
+
+def test_a_body_the_csv_module_cannot_tokenise_is_refused_not_a_crash() -> None:
+    # Found by schemathesis: a carriage return inside an unquoted header cell.
+    body = b"\xf2\xa9\xa7\xb4X6\x0e\xc2\x91\r\xf3\x94\x80\x86I\xc2\x82\xf0\xba\x93\xaf".decode()
+    with pytest.raises(RowsInvalid) as refused:
+        parse_csv_columns(body, 10)
+    assert refused.value.errors[0]["loc"][0] == "body"

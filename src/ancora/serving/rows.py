@@ -348,9 +348,18 @@ def parse_csv_columns(text: str, limit: int) -> FeatureColumns:
     """A CSV body with a header: the 12 feature columns in any order, the label column tolerated.
 
     The header is checked first so a wrong file is refused with the names of the columns at fault,
-    before any row is read.
+    before any row is read. Text the csv module cannot tokenise is a 422 too, never a 500.
     """
-    reader = csv.reader(io.StringIO(text))
+    try:
+        return _parse_csv_columns(text, limit)
+    except csv.Error as error:
+        raise RowsInvalid(
+            [{"type": "csv_syntax", "loc": ("body",), "msg": f"The CSV cannot be read: {error}", "input": ""}]
+        ) from None
+
+
+def _parse_csv_columns(text: str, limit: int) -> FeatureColumns:
+    reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None or not any(cell.strip() for cell in header):
         raise RowsInvalid(
