@@ -299,8 +299,8 @@ def main() -> None:
         "load_average_before": raw["load_average_before"],
         "load_average_1m_during": summarize(raw.get("load_average_1m_samples", [])),
         "machine": raw["machine"],
-        "note": "Other sessions shared the machine's cores during the run; load_average_1m_during shows how "
-        "busy it was. Re-run on a quiet machine for the reference figure.",
+        "note": "load_average_1m_during tells how busy the two cores were (about 2 or less: quiet). A cycle "
+        "the gate keeps brings no new champion: to_decision_seconds covers every cycle.",
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "freshness.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -123,8 +123,8 @@ def run() -> dict[str, Any]:
         "per_family_on_evaluation_set": families,
         "load_average_1m_before": load_before,
         "machine": describe_machine(),
-        "note": "The machine's two cores were shared with other processes during the run; "
-        "load_average_1m_before shows how busy it was.",
+        "note": "load_average_1m_before tells how busy the two cores were when the run began "
+        "(about 1 or less: quiet; the figures grow with the load).",
     }
 
 
