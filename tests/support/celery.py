@@ -8,6 +8,7 @@ PostgreSQL database of this machine; the broker is this machine's Redis (or Rabb
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import subprocess
@@ -125,8 +126,14 @@ def running_celery_airflow(
     settings: Settings, broker_url: str, metadata_url: str, start_timeout: float = 240.0
 ) -> Iterator[CeleryAirflow]:
     """Start the stack on a migrated metadata database, with a queue and worker name of its own; stop
-    every process and delete the queue afterwards."""
-    suffix = secrets.token_hex(3)
+    every process and delete the queue afterwards.
+
+    The queue is named after the metadata database, not drawn at random: a task's queue is baked into
+    the serialized DAG, and a second stack on the same database may schedule a run from the DAG the
+    first one serialized before its own dag-processor re-parses it. A random name per stack sent that
+    run's task to a queue no worker consumed.
+    """
+    suffix = hashlib.blake2b(metadata_url.encode(), digest_size=3).hexdigest()
     queue, worker_name = f"ancora-test-{suffix}", f"celery-worker-{suffix}"
     stack = celery_stack(settings, metadata_url, broker_url, queue, worker_name)
     supervisor = Supervisor(stack, settings.run_dir, settings.log_dir, settings.state_dir)
