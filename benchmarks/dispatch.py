@@ -22,16 +22,13 @@ import argparse
 import json
 import os
 import resource
-import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from ancora.config import Settings
 from ancora.dispatch.datalake import Datalake, PendingBatch, open_datalake
@@ -41,6 +38,7 @@ from ancora.dispatch.seed import SHIPPED_SAMPLE, seed_datalake
 from ancora.schema import FEATURE_NAMES, LABEL_NAME
 from ancora.serving.registry import ServedModel
 from ancora.training.pipelines import SKOPS_TRUSTED_TYPES, build_pipeline
+from benchmarks.databases import throwaway_mariadb
 from benchmarks.machine import describe_machine
 from tests.support.inference import register
 from tests.support.mlflow_server import running_mlflow_server
@@ -72,20 +70,6 @@ def log_champion(tracking_uri: str, data: pd.DataFrame) -> None:
     from tests.support.inference import LoggedModel
 
     register(tracking_uri, "covertype", LoggedModel(info.model_uri, run.info.run_id), alias="champion")
-
-
-@contextmanager
-def mariadb_database(server_url: str) -> Iterator[str]:
-    name = f"ancora_bench_{secrets.token_hex(4)}"
-    server = sa.create_engine(server_url)
-    with server.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield f"{server_url}/{name}?charset=utf8mb4"
-    finally:
-        with server.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
 
 
 CORES_FOR_TARGET = 2
@@ -283,7 +267,7 @@ def main() -> None:
                 "target_rows_per_s": 20_000,
             }
             if not args.skip_mariadb:
-                with mariadb_database(args.mariadb_url) as url:
+                with throwaway_mariadb(args.mariadb_url) as url:
                     results["mariadb"] = bench_datalake(
                         "mariadb", url, base, workdir, args.rows, args.repeats
                     )

@@ -11,18 +11,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from ancora.config import PROJECT_ROOT
 from ancora.store import RawRowStore, open_raw_store
 from ancora.validation import validate_rows
+from benchmarks.databases import throwaway_mariadb
 from benchmarks.machine import describe_machine
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
@@ -84,18 +82,6 @@ def measure(url: str, rows: list[list[str]], total: int) -> dict[str, Any]:
     return {"new_rows": first, "all_duplicates": again, "stored": stored}
 
 
-def with_throwaway_mysql(server_url: str, run: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    name = f"ancora_bench_{secrets.token_hex(4)}"
-    server = sa.create_engine(server_url)
-    with server.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        return run(f"{server_url}/{name}?charset=utf8mb4")
-    finally:
-        with server.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,7 +97,8 @@ def main() -> None:
         "rows": args.rows,
         "response_rows": RESPONSE_ROWS,
     }
-    results["mariadb"] = with_throwaway_mysql(args.mysql_url, lambda url: measure(url, rows, args.rows))
+    with throwaway_mariadb(args.mysql_url) as url:
+        results["mariadb"] = measure(url, rows, args.rows)
     with tempfile.TemporaryDirectory() as folder:
         results["sqlite"] = measure(f"sqlite:///{folder}/raw.db", rows, args.rows)
 
