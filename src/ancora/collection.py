@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from ancora.schema import COLUMN_NAMES
 from ancora.store import RawRowStore
 from ancora.validation import QuarantinedRow, ValidationReport, ValidRow, validate_rows
 
@@ -132,7 +133,7 @@ def report_to_dict(report: ValidationReport) -> dict[str, Any]:
 
 def report_from_dict(data: dict[str, Any]) -> ValidationReport:
     return ValidationReport(
-        valid=[ValidRow(**r) for r in data["valid"]],
+        valid=[ValidRow.of_values(r["values"][name] for name in COLUMN_NAMES) for r in data["valid"]],
         quarantined=[QuarantinedRow(**r) for r in data["quarantined"]],
     )
 

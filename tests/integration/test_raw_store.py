@@ -1,4 +1,8 @@
-"""The raw-data store on the real MariaDB of this machine and on SQLite, through Alembic's schema."""
+"""The raw-data store on the real MariaDB of this machine and on SQLite, through Alembic's schema.
+
+Each test runs against every loader: MariaDB's LOAD DATA LOCAL INFILE, SQLite's executemany, and the
+SQLAlchemy INSERT fallback on MariaDB without local_infile (as on a stock MySQL 8) and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from ancora.store import RawRowStore, open_raw_store
+from ancora.store.bulk import local_infile_enabled
 from ancora.store.database import alembic_config
+from ancora.store.raw_rows import BatchWrite
 from ancora.store.tables import quarantined_rows, raw_rows
 from ancora.validation import validate_rows
 
@@ -21,13 +27,22 @@ def variant(elevation: int) -> list[str]:
     return [str(elevation), *ROW[1:]]
 
 
-@pytest.fixture(params=["mariadb", "sqlite"])
+@pytest.fixture(params=["mariadb", "sqlite", "mariadb-insert", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> RawRowStore:
+    if request.param == "sqlite":
+        return open_raw_store(f"sqlite:///{tmp_path / 'raw.db'}")
+    if request.param == "postgresql":
+        return open_raw_store(request.getfixturevalue("postgres_url"))
+    url = request.getfixturevalue("mariadb_url")
+    opened = open_raw_store(url)
     if request.param == "mariadb":
-        url = request.getfixturevalue("mariadb_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'raw.db'}"
-    return open_raw_store(url)
+        with opened.engine.connect() as connection:
+            assert local_infile_enabled(connection)
+        return opened
+    without_local_infile = RawRowStore(sa.create_engine(url))
+    with without_local_infile.engine.connect() as connection:
+        assert not local_infile_enabled(connection)
+    return without_local_infile
 
 
 def test_schema_has_typed_columns_and_the_dedup_key(store: RawRowStore) -> None:
@@ -111,3 +126,35 @@ def test_quarantine_keeps_reason_and_raw_row_once(store: RawRowStore) -> None:
 def test_upgrading_twice_is_harmless(store: RawRowStore) -> None:
     again = open_raw_store(store.engine.url.render_as_string(hide_password=False))
     assert again.stats().total_rows == 0
+
+
+def test_text_that_needs_escaping_is_stored_exactly(store: RawRowStore) -> None:
+    odd = ["tab\there", "line\nbreak", "back\\slash \\N", 'quote " and \r', "\u00e9t\u00e9", *ROW[5:]]
+    report = validate_rows([ROW, odd])
+    written = store.write_batch(
+        group_number=1,
+        batch_number=1,
+        valid=report.valid,
+        quarantined=report.quarantined,
+        run_id="run\twith\\odd\ncharacters",
+    )
+    assert (written.inserted, written.quarantined) == (1, 1)
+    with store.engine.connect() as connection:
+        kept = connection.execute(sa.select(quarantined_rows)).one()
+        stored_run = connection.execute(sa.select(raw_rows.c.run_id)).scalar_one()
+    assert json.loads(kept.raw) == odd
+    assert kept.run_id == stored_run == "run\twith\\odd\ncharacters"
+
+
+def test_counts_come_from_the_database_across_many_rows(store: RawRowStore) -> None:
+    rows = [variant(elevation) for elevation in range(1000, 4000)]
+    first = validate_rows(rows[:2000])
+    second = validate_rows(rows[1000:])
+    assert store.write_batch(
+        group_number=1, batch_number=1, valid=first.valid, quarantined=[], run_id="r1"
+    ) == BatchWrite(inserted=2000, duplicates=0, quarantined=0, quarantine_duplicates=0)
+    assert store.write_batch(
+        group_number=1, batch_number=1, valid=second.valid, quarantined=[], run_id="r2"
+    ) == BatchWrite(inserted=1000, duplicates=1000, quarantined=0, quarantine_duplicates=0)
+    assert store.stats().total_rows == 3000
+    assert store.content_hashes(1) == {row.content_hash for row in (*first.valid, *second.valid)}

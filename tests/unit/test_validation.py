@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from ancora.schema import COLUMN_NAMES, SOIL_TYPES
+from ancora.schema import COLUMN_NAMES, COLUMNS, NUMERIC, SOIL_TYPES, Column
 from ancora.validation import (
     InvalidValue,
     QuarantinedRow,
     ValidRow,
+    all_canonical,
+    canonical_texts,
     content_hash,
     parse_row,
     validate_row,
@@ -133,3 +137,67 @@ def test_the_quick_path_and_the_full_rules_agree_on_tricky_rows() -> None:
     assert report.valid == [r for r in one_by_one if isinstance(r, ValidRow)]
     assert report.quarantined == [r for r in one_by_one if isinstance(r, QuarantinedRow)]
     assert len(report.valid) == 11
+
+
+def test_hashes_of_stored_rows_do_not_change_between_versions() -> None:
+    """Rows already in a store were deduplicated under this digest; a new one would store them again."""
+    assert validate_rows([GOOD]).valid[0].content_hash == "515afa2f3f3a089d023a02319b58affe"
+    assert content_hash(parse_row(GOOD).values()) == "515afa2f3f3a089d023a02319b58affe"
+
+
+def fuzzed_rows(count: int, seed: int) -> list[object]:
+    spellings: list[object] = [
+        "", " 1", "01", "-0", "1.0", "1e2", "+5", "x", None, 5, True, [1], "\x1f", "Rawah ",
+        "\u0663", "C\u0663\u0664\u0665\u0666", "-1", "256", "361", "5001", "10001", "-1001", "-1000",
+        "0", "7", "8", "C0000",
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    rows: list[object] = []
+    for _ in range(count):
+        row: list[object] = list(GOOD)
+        for _ in range(rng.randint(0, 2)):
+            row[rng.randrange(len(row))] = rng.choice(spellings)
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_path_agrees_with_the_full_rules_row_by_row(seed: int) -> None:
+    rows = fuzzed_rows(2000, seed)
+    report = validate_rows(rows)
+    one_by_one = [validate_row(raw) for raw in rows]
+    assert report.valid == [r for r in one_by_one if isinstance(r, ValidRow)]
+    assert report.quarantined == [r for r in one_by_one if isinstance(r, QuarantinedRow)]
+    assert report.valid and report.quarantined
+
+
+def test_a_response_of_canonical_rows_takes_the_column_check_and_agrees() -> None:
+    rows = [with_value("Elevation", str(elevation)) for elevation in range(0, 5001, 7)]
+    assert all_canonical(rows)
+    report = validate_rows(rows)
+    assert report.valid == [validate_row(raw) for raw in rows]
+    assert not all_canonical([*rows, with_value("Elevation", "02065")])
+    assert not all_canonical([*rows, GOOD[:12]])
+    assert not all_canonical([*rows, with_value("Elevation", [1])])
+
+
+@pytest.mark.parametrize("column", COLUMNS, ids=lambda column: column.name)
+def test_canonical_texts_are_exactly_what_the_full_rules_accept_unchanged(column: Column) -> None:
+    accepted = canonical_texts()[COLUMNS.index(column)]
+    for text in accepted:
+        assert str(parse_row(with_value(column.name, text))[column.name]) == text
+    if column.kind == NUMERIC:
+        assert column.minimum is not None and column.maximum is not None
+        assert {str(column.minimum - 1), str(column.maximum + 1), "-0", "+1"}.isdisjoint(accepted)
+        assert len(accepted) == column.maximum - column.minimum + 1
+    elif column.pattern is None:
+        assert accepted == set(column.choices)
+    else:
+        assert set(SOIL_TYPES) <= accepted
+        assert {"7745", "C774", "C77450", " C7745"}.isdisjoint(accepted)
+
+
+def test_valid_rows_give_typed_values_back() -> None:
+    row = validate_rows([GOOD]).valid[0]
+    assert row.values == parse_row(GOOD)
+    assert ValidRow.of_values(row.values.values()) == row

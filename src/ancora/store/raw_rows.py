@@ -16,18 +16,8 @@ from ancora.store.database import create_store_engine, upgrade_schema
 from ancora.store.tables import collection_log, quarantined_rows, raw_rows
 from ancora.validation import QuarantinedRow, ValidRow
 
-RAW_ROW_COLUMNS = ("group_number", "batch_number", "content_hash", *COLUMN_NAMES, "collected_at", "run_id")
-LOOKUP_CHUNK = 5000
-"""Hashes per IN (...) lookup: answered from the unique index, bounded statement size."""
-QUARANTINE_COLUMNS = (
-    "group_number",
-    "batch_number",
-    "content_hash",
-    "raw",
-    "reason",
-    "collected_at",
-    "run_id",
-)
+RAW_ROW_COLUMNS = ("content_hash", *COLUMN_NAMES)
+QUARANTINE_COLUMNS = ("content_hash", "raw", "reason")
 
 
 @dataclass(frozen=True)
@@ -70,57 +60,33 @@ class RawRowStore:
         run_id: str,
         collected_at: datetime | None = None,
     ) -> BatchWrite:
-        """Store new rows of one response in one transaction; rows seen before are counted, not stored."""
-        when = collected_at or datetime.now(UTC)
-        unique_valid = {row.content_hash: row for row in valid}
-        unique_quarantined = {row.content_hash: row for row in quarantined}
-        with self.engine.begin() as connection:
-            known = self._known_hashes(connection, raw_rows, group_number, batch_number, unique_valid)
-            known_bad = self._known_hashes(
-                connection, quarantined_rows, group_number, batch_number, unique_quarantined
-            )
-            new_rows = [
-                (group_number, batch_number, digest, *row.values.values(), when, run_id)
-                for digest, row in unique_valid.items()
-                if digest not in known
-            ]
-            new_bad = [
-                (
-                    group_number,
-                    batch_number,
-                    digest,
-                    json.dumps(row.raw, default=str),
-                    row.reason,
-                    when,
-                    run_id,
-                )
-                for digest, row in unique_quarantined.items()
-                if digest not in known_bad
-            ]
-            bulk_insert(connection, raw_rows, RAW_ROW_COLUMNS, new_rows)
-            bulk_insert(connection, quarantined_rows, QUARANTINE_COLUMNS, new_bad)
-        return BatchWrite(
-            inserted=len(new_rows),
-            duplicates=len(valid) - len(new_rows),
-            quarantined=len(new_bad),
-            quarantine_duplicates=len(quarantined) - len(new_bad),
-        )
+        """Store new rows of one response in one transaction; rows seen before are counted, not stored.
 
-    def _known_hashes(
-        self, connection: Any, table: Table, group_number: int, batch_number: int, candidates: dict[str, Any]
-    ) -> set[str]:
-        if not candidates:
-            return set()
-        known: set[str] = set()
-        digests = list(candidates)
-        for start in range(0, len(digests), LOOKUP_CHUNK):
-            query = select(table.c.content_hash).where(
-                table.c.group_number == group_number,
-                table.c.batch_number == batch_number,
-                table.c.content_hash.in_(digests[start : start + LOOKUP_CHUNK]),
-            )
-            known.update(digest for (digest,) in connection.execute(query))
-        return known
+        The unique key decides what is new and the loader counts what it inserted, so there is no
+        lookup first: most responses bring mostly new rows, and the index check is paid once.
+        """
+        batch = {
+            "group_number": group_number,
+            "batch_number": batch_number,
+            "collected_at": collected_at or datetime.now(UTC),
+            "run_id": run_id,
+        }
+        unique_valid = {row.content_hash: row.cells for row in valid}
+        unique_quarantined = {row.content_hash: row for row in quarantined}
+        new_rows = [(digest, *cells) for digest, cells in unique_valid.items()]
+        new_bad = [
+            (digest, json.dumps(bad.raw, default=str), bad.reason)
+            for digest, bad in unique_quarantined.items()
+        ]
+        with self.engine.begin() as connection:
+            inserted = bulk_insert(connection, raw_rows, RAW_ROW_COLUMNS, new_rows, batch)
+            inserted_bad = bulk_insert(connection, quarantined_rows, QUARANTINE_COLUMNS, new_bad, batch)
+        return BatchWrite(
+            inserted=inserted,
+            duplicates=len(valid) - inserted,
+            quarantined=inserted_bad,
+            quarantine_duplicates=len(quarantined) - inserted_bad,
+        )
 
     def log_collection(
         self,
