@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,4 +31,21 @@ def describe_machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_1m": os.getloadavg()[0],
+        "python_loop_seconds": python_loop_seconds(),
     }
+
+
+def python_loop_seconds(iterations: int = 2_000_000) -> float:
+    """Best of three timings of a plain Python loop: single-core speed, to compare runs across hosts.
+
+    Two hosts with the same CPU name differ by twice in this; a figure measured on one is only
+    comparable with another's when this is close.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(iterations):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
