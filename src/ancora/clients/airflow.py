@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from ancora.airflow_env import ADMIN_USER, passwords_file
+from ancora.clients.http import ServiceClient
 from ancora.config import Settings
 
 
@@ -36,13 +36,12 @@ def native_admin_password(settings: Settings) -> str | None:
     return str(value) if value is not None else None
 
 
-class AirflowClient:
+class AirflowClient(ServiceClient):
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url, timeout)
         self._username = username
         self._password = password
         self._token: str | None = None
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings, timeout: float = 10.0) -> AirflowClient:
@@ -54,17 +53,6 @@ class AirflowClient:
         if password is None:
             raise AirflowError("no Airflow password: set ANCORA_AIRFLOW_PASSWORD")
         return cls(settings.airflow_url, settings.airflow_username, password, timeout=timeout)
-
-    def __enter__(self) -> AirflowClient:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     def login(self) -> str:
         try:

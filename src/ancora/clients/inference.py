@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from ancora.clients.http import ServiceClient
 from ancora.config import Settings
 
 DISPATCH_STATES = ("running", "succeeded", "failed")
@@ -51,25 +51,10 @@ def error_detail(response: httpx.Response) -> str:
     return str(detail)
 
 
-class InferenceClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
-
+class InferenceClient(ServiceClient):
     @classmethod
     def from_settings(cls, settings: Settings) -> InferenceClient:
         return cls(settings.resolved_ui_inference_url, timeout=settings.ui_http_timeout_seconds)
-
-    def __enter__(self) -> InferenceClient:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     def _call(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
         try:

@@ -10,12 +10,12 @@ with any HTTP server.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from ancora.clients.http import ServiceClient
 from ancora.config import Settings
 
 API = "/api/2.0/mlflow"
@@ -85,25 +85,13 @@ class Run:
         )
 
 
-class MlflowRestClient:
+class MlflowRestClient(ServiceClient):
     def __init__(self, tracking_uri: str, timeout: float = 10.0) -> None:
-        self.base_url = tracking_uri.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        super().__init__(tracking_uri, timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowRestClient:
         return cls(settings.resolved_mlflow_tracking_uri, timeout=settings.ui_http_timeout_seconds)
-
-    def __enter__(self) -> MlflowRestClient:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
