@@ -132,6 +132,7 @@ def report_to_dict(report: ValidationReport) -> dict[str, Any]:
 
 
 def report_from_dict(data: dict[str, Any]) -> ValidationReport:
+    """Hashes are computed again from the values, so an edited XCom cannot file a row under another key."""
     return ValidationReport(
         valid=[ValidRow.of_values(r["values"][name] for name in COLUMN_NAMES) for r in data["valid"]],
         quarantined=[QuarantinedRow(**r) for r in data["quarantined"]],

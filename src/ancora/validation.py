@@ -26,7 +26,7 @@ class ValidRow:
 
     Canonical text (`str` of the typed value) is what the hash covers and what the bulk loaders read,
     so a well-formed row from the API is stored without being converted to numbers and back. Not
-    frozen: a frozen dataclass costs a microsecond more per row, a tenth of the ingest budget.
+    frozen: a frozen dataclass costs a microsecond more per row, a twentieth of the ingest budget.
     """
 
     cells: tuple[str, ...]
