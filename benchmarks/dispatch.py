@@ -38,8 +38,8 @@ from ancora.dispatch.seed import SHIPPED_SAMPLE, seed_datalake
 from ancora.schema import FEATURE_NAMES, LABEL_NAME
 from ancora.serving.registry import ServedModel
 from ancora.training.pipelines import SKOPS_TRUSTED_TYPES, build_pipeline
-from benchmarks.databases import throwaway_mariadb
 from benchmarks.machine import describe_machine
+from tests.support.databases import throwaway_mariadb
 from tests.support.inference import register
 from tests.support.mlflow_server import running_mlflow_server
 
@@ -267,7 +267,7 @@ def main() -> None:
                 "target_rows_per_s": 20_000,
             }
             if not args.skip_mariadb:
-                with throwaway_mariadb(args.mariadb_url) as url:
+                with throwaway_mariadb(args.mariadb_url, prefix="ancora_bench") as url:
                     results["mariadb"] = bench_datalake(
                         "mariadb", url, base, workdir, args.rows, args.repeats
                     )

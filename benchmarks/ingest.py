@@ -22,8 +22,8 @@ from typing import Any
 from ancora.config import PROJECT_ROOT
 from ancora.store import RawRowStore, open_raw_store
 from ancora.validation import validate_rows
-from benchmarks.databases import throwaway_mariadb
 from benchmarks.machine import describe_machine
+from tests.support.databases import throwaway_mariadb
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 RESPONSE_ROWS = 2000
@@ -113,7 +113,7 @@ def main() -> None:
     }
     mariadb_runs, sqlite_runs = [], []
     for _ in range(args.repeat):
-        with throwaway_mariadb(args.mysql_url) as url:
+        with throwaway_mariadb(args.mysql_url, prefix="ancora_bench") as url:
             mariadb_runs.append(measure(url, rows, args.rows))
         with tempfile.TemporaryDirectory() as folder:
             sqlite_runs.append(measure(f"sqlite:///{folder}/raw.db", rows, args.rows))

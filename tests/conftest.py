@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from ancora.config import PROJECT_ROOT, get_settings
 from tests.support.airflow import configure_airflow_for_tests, migrate_airflow_db
+from tests.support.databases import throwaway_mariadb, throwaway_postgres
 
 SHARED_DATA = Path(os.environ.get("ANCORA_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-MARIADB_SERVER_URL = os.environ.get("ANCORA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
-POSTGRES_SERVER_URL = os.environ.get(
-    "ANCORA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,31 +53,15 @@ def pulsar_csv() -> Path:
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """A throwaway database on the machine's MariaDB, dropped after the test."""
-    name = f"ancora_test_{secrets.token_hex(4)}"
-    server = sa.create_engine(MARIADB_SERVER_URL)
-    with server.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield f"{MARIADB_SERVER_URL}/{name}?charset=utf8mb4"
-    finally:
-        with server.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
+    with throwaway_mariadb() as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A throwaway database on the machine's PostgreSQL, dropped after the test."""
-    name = f"ancora_test_{secrets.token_hex(4)}"
-    server = sa.create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

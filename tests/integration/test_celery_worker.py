@@ -27,9 +27,9 @@ from tests.support.celery import (
     CeleryAirflow,
     migrate_metadata_database,
     running_celery_airflow,
-    throwaway_postgres_database,
     waiting_messages,
 )
+from tests.support.databases import throwaway_postgres
 from tests.support.simulator import free_port, running_simulator
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,7 @@ def external_executor_ids(metadata_url: str, dag_id: str, run_id: str) -> dict[s
 def metadata_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Airflow's metadata on a throwaway PostgreSQL database (CeleryExecutor refuses SQLite), migrated
     once for both brokers."""
-    with throwaway_postgres_database() as url:
+    with throwaway_postgres(prefix="ancora_celery") as url:
         migrate_metadata_database(url, tmp_path_factory.mktemp("airflow-migrate"))
         yield url
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import paramiko
 import pytest
-import sqlalchemy as sa
 
 from ancora.config import PROJECT_ROOT, Settings, get_settings
-from tests.conftest import MARIADB_SERVER_URL, SHARED_DATA
+from tests.conftest import SHARED_DATA
+from tests.support.databases import throwaway_mariadb
 from tests.support.mlflow_server import running_mlflow_server
 from tests.support.slurm import SlurmCluster, running_slurm
 from tests.support.task_service import add_user, running_task_service
@@ -50,16 +50,8 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def remote_db() -> Iterator[str]:
-    name = f"ancora_remote_{secrets.token_hex(4)}"
-    server = sa.create_engine(MARIADB_SERVER_URL)
-    with server.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield f"{MARIADB_SERVER_URL}/{name}?charset=utf8mb4"
-    finally:
-        with server.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
+    with throwaway_mariadb(prefix="ancora_remote") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

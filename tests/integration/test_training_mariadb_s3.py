@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -21,7 +20,7 @@ from ancora.config import Settings, get_settings
 from ancora.store import open_raw_store
 from ancora.training.model_io import load_pipeline
 from ancora.training.run import TrainingRequest, train_and_register
-from tests.conftest import MARIADB_SERVER_URL
+from tests.support.databases import throwaway_mariadb
 from tests.support.s3 import MinioStandIn, minio_stand_in_moto_server, running_compose_mlflow
 from tests.support.training_data import read_csv_rows, store_rows
 
@@ -30,16 +29,8 @@ BUCKET = "mlflow"
 
 @pytest.fixture(scope="module")
 def mlflow_database() -> Iterator[str]:
-    name = f"ancora_test_{secrets.token_hex(4)}"
-    server = sa.create_engine(MARIADB_SERVER_URL)
-    with server.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield f"{MARIADB_SERVER_URL}/{name}"
-    finally:
-        with server.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
+    with throwaway_mariadb() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import kombu
 import redis
-import sqlalchemy as sa
 from amqp.exceptions import ChannelError
 
 from ancora.config import PROJECT_ROOT, Settings
@@ -28,7 +26,6 @@ from ancora.stack.services import HealthCheck, Service, Stack, child_environment
 from ancora.stack.supervisor import Supervisor
 from tests.support.simulator import free_port
 
-POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
 AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
 WORKER_HOSTNAME_VARIABLE = "CELERY_TEST_WORKER_HOSTNAME"
 
@@ -45,21 +42,6 @@ class CeleryAirflow:
     metadata_url: str
     queue: str
     worker_name: str
-
-
-@contextmanager
-def throwaway_postgres_database(prefix: str = "ancora_celery") -> Iterator[str]:
-    """A database on the machine's PostgreSQL, dropped (with its connections) afterwards."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    server = sa.create_engine(f"{POSTGRES_SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{POSTGRES_SERVER_URL}/{name}"
-    finally:
-        with server.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
 
 
 def celery_stack(
