@@ -53,6 +53,16 @@ def load_sample(row: dict[str, str]) -> None:
         st.session_state[FIELD_KEY + column.name] = value if column.kind == CATEGORICAL else int(value)
 
 
+def show_refusal(problem: InferenceError, what: str) -> None:
+    """Service down, no model yet, or a refused input: each says what to do next."""
+    if problem.unreachable:
+        service_down(INFERENCE, problem)
+    elif problem.status_code == 503:
+        st.warning(f"No model can answer yet: {problem}")
+    else:
+        st.error(f"{what} was refused: {problem}")
+
+
 def predict_one() -> None:
     rows = samples()
     st.subheader("One observation")
@@ -95,12 +105,7 @@ def predict_one() -> None:
         with inference_client() as client:
             answer = client.predict(views.row_for_request(values))
     except InferenceError as problem:
-        if problem.unreachable:
-            service_down(INFERENCE, problem)
-        elif problem.status_code == 503:
-            st.warning(f"No model can answer yet: {problem}")
-        else:
-            st.error(f"The row was refused: {problem}")
+        show_refusal(problem, "The row")
         return
     label = int(answer["prediction"])
     st.success(
@@ -149,12 +154,7 @@ def predict_file() -> None:
                 answer = client.predict_csv(content)
         except InferenceError as problem:
             status.update(label="Scoring failed", state="error")
-            if problem.unreachable:
-                service_down(INFERENCE, problem)
-            elif problem.status_code == 503:
-                st.warning(f"No model can answer yet: {problem}")
-            else:
-                st.error(f"The file was refused: {problem}")
+            show_refusal(problem, "The file")
             return
         status.update(
             label=f"Scored {answer['count']} rows with model v{answer['model_version']}", state="complete"
