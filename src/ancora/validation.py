@@ -179,9 +179,7 @@ def all_canonical(rows: list[Any]) -> bool:
 
 
 def canonical_row(raw: list[str]) -> ValidRow:
-    """`text_hash` inlined: this runs once per collected row."""
-    digest = hashlib.blake2b(FIELD_SEPARATOR.join(raw).encode("utf-8"), digest_size=16).hexdigest()
-    return ValidRow(tuple(raw), digest)
+    return ValidRow(tuple(raw), text_hash(FIELD_SEPARATOR.join(raw)))
 
 
 @cache
