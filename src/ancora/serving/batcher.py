@@ -22,7 +22,7 @@ import pandas as pd
 
 from ancora.schema import FEATURE_NAMES, NUMERIC_FEATURES
 from ancora.serving.registry import ServedModel
-from ancora.serving.rows import FeatureColumns, FeatureValues, frame_from_columns
+from ancora.serving.rows import FeatureColumns, FeatureValues
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def _shut_down(batch: list[_Pending]) -> None:
 
 
 def predict_in_thread(model: ServedModel, columns: Columns) -> Probabilities:
-    return model.predict_proba(frame_from_columns(columns))
+    return model.predict_proba_columns(columns)
 
 
 def batch_columns(parts: Sequence[Rows]) -> Columns:
