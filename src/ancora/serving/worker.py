@@ -7,7 +7,8 @@ shared one core. The child gets each served version from the parent as a pickle 
 watcher loaded and smoke-tested (under a second for a 170 MB forest, where loading the skops artifact
 again would import MLflow and take ten times longer) with its compiled form (ONNX bytes: the child
 builds its own session and picks the engine per call size, see ``ancora.serving.engines``), keeps the
-latest two, and answers one call at a time. Rows travel as one NumPy array per column (tens of microseconds to pickle for a micro-batch).
+latest two, and answers one call at a time. Rows travel as one NumPy array per column (tens of
+microseconds to pickle for a micro-batch).
 
 The parent talks to it over a socket pair with ``multiprocessing.connection`` framing; the child is a
 plain ``python -m ancora.serving.worker``, so nothing of the parent's ``__main__`` is re-imported,
