@@ -409,6 +409,20 @@ class Settings(BaseSettings):
         "(capped at half that call's time; an idle service never waits); 0: take only what is queued.",
     )
 
+    # --- Compiled serving (src/ancora/training/compile.py, serving/engines.py; issue #18) ---
+    train_compile: bool = Field(
+        default=True,
+        description="Compile each registered version to ONNX Runtime (parity-checked on the frozen "
+        "evaluation set); false: versions are registered without, and scikit-learn serves them.",
+    )
+    train_compile_timing_max_rows: int = Field(
+        default=8192,
+        ge=1,
+        le=100_000,
+        description="Largest call size timed on both engines to find the crossover (sizes 1, 8, 32, ... "
+        "up to this); a larger call uses the engine that won at the largest size timed.",
+    )
+
     @field_validator("state_dir")
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:

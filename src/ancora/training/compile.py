@@ -35,10 +35,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ancora.config import Settings
 from ancora.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from ancora.serving.engines import (
     COMPILED_DIR,
+    LABEL_AGREEMENT_MIN,
     ONNX_FILE,
+    PROBABILITY_TOLERANCE,
     REPORT_FILE,
     CompiledPipeline,
     CompileReport,
@@ -50,8 +53,9 @@ from ancora.serving.rows import frame_from_columns
 
 log = logging.getLogger(__name__)
 
-CROSSOVER_SIZES = (1, 8, 32, 128, 512, 2048, 8192)
-"""Call sizes timed on both engines; the crossover is the smallest from which scikit-learn keeps winning."""
+CROSSOVER_SIZES = (1, 8, 32, 128, 512, 2048, 8192, 32768, 100_000)
+"""Call sizes timed on both engines (up to a configured maximum); the crossover is the smallest from
+which scikit-learn keeps winning."""
 TIMING_BUDGET_SECONDS = 0.25
 """Time spent per size and engine: a stable median, a few seconds in all (a slow call is timed once)."""
 UNSEEN_CATEGORY = {"Soil_Type": "C0000"}
@@ -96,7 +100,9 @@ class Compiled:
         return metrics
 
 
-def compile_pipeline(pipeline: Pipeline, evaluation: pd.DataFrame) -> Compiled:
+def compile_pipeline(
+    pipeline: Pipeline, evaluation: pd.DataFrame, sizes: tuple[int, ...] = CROSSOVER_SIZES
+) -> Compiled:
     """Compile, check parity on ``evaluation`` (the frozen evaluation set's features), time both engines.
 
     Never raises for a model problem: a failed conversion or parity is a report that says so, and the
@@ -135,7 +141,7 @@ def compile_pipeline(pipeline: Pipeline, evaluation: pd.DataFrame) -> Compiled:
             versions=versions,
         )
         return Compiled(onnx_bytes, report)
-    timings = measure_timings(compiled, pipeline, evaluation)
+    timings = measure_timings(compiled, pipeline, evaluation, sizes)
     crossover = crossover_rows(timings)
     reason = (
         "ONNX Runtime serves every call size measured"
@@ -263,24 +269,27 @@ def parity_rows(evaluation: pd.DataFrame) -> pd.DataFrame:
 
 
 def measure_parity(compiled: CompiledPipeline, pipeline: Pipeline, rows: pd.DataFrame) -> Parity:
+    thresholds = {"label_agreement_min": LABEL_AGREEMENT_MIN, "probability_tolerance": PROBABILITY_TOLERANCE}
     if len(rows) == 0:
-        return Parity(rows=0, label_agreement=0.0, max_probability_diff=float("inf"))
+        return Parity(rows=0, label_agreement=0.0, max_probability_diff=float("inf"), **thresholds)
     columns = frame_columns(rows)
     reference = np.asarray(pipeline.predict_proba(frame_from_columns(columns)), dtype=np.float64)
     candidate = compiled.predict_proba(columns)
     if candidate.shape != reference.shape:
-        return Parity(rows=len(rows), label_agreement=0.0, max_probability_diff=float("inf"))
+        return Parity(rows=len(rows), label_agreement=0.0, max_probability_diff=float("inf"), **thresholds)
     agreement = float(np.mean(reference.argmax(axis=1) == candidate.argmax(axis=1)))
     difference = float(np.max(np.abs(reference - candidate)))
-    return Parity(rows=len(rows), label_agreement=agreement, max_probability_diff=difference)
+    return Parity(rows=len(rows), label_agreement=agreement, max_probability_diff=difference, **thresholds)
 
 
-def measure_timings(compiled: CompiledPipeline, pipeline: Pipeline, evaluation: pd.DataFrame) -> list[Timing]:
+def measure_timings(
+    compiled: CompiledPipeline, pipeline: Pipeline, evaluation: pd.DataFrame, sizes: tuple[int, ...]
+) -> list[Timing]:
     """Median time of one call per size on each engine, as serving runs them (one thread; scikit-learn
     gets the DataFrame serving builds for it, ONNX Runtime the columns)."""
     source = evaluation.loc[:, list(FEATURE_NAMES)].reset_index(drop=True)
     timings = []
-    for size in CROSSOVER_SIZES:
+    for size in sizes:
         frame = source.iloc[np.arange(size) % len(source)]
         columns = frame_columns(frame)
         compiled_seconds = _median_call(compiled.predict_proba, columns)
@@ -328,14 +337,29 @@ def write_compiled(compiled: Compiled, directory: Path) -> None:
     (directory / REPORT_FILE).write_text(json.dumps(compiled.report.as_dict(), indent=2, default=str))
 
 
-def compile_and_log(pipeline: Pipeline, model_uri: str, evaluation: pd.DataFrame) -> Compiled:
+def timing_sizes(max_rows: int) -> tuple[int, ...]:
+    return tuple(size for size in CROSSOVER_SIZES if size <= max_rows) or (1,)
+
+
+def skipped(reason: str) -> Compiled:
+    return Compiled(None, CompileReport(status="not_compiled", reason=reason))
+
+
+def compile_and_log(
+    pipeline: Pipeline, model_uri: str, evaluation: pd.DataFrame, settings: Settings
+) -> Compiled:
     """Compile the pipeline behind ``model_uri`` (a ``models:/<model_id>`` of the active run) and log the
     artifact into that model's own artifacts (``compiled/``), so whoever downloads the version gets it;
     the figures also go to the model's tags and the active run's metrics."""
     import mlflow
     from mlflow import MlflowClient
 
-    compiled = compile_pipeline(pipeline, evaluation)
+    if settings.train_compile:
+        compiled = compile_pipeline(
+            pipeline, evaluation, timing_sizes(settings.train_compile_timing_max_rows)
+        )
+    else:
+        compiled = skipped("compilation is switched off (ANCORA_TRAIN_COMPILE=false)")
     model_id = model_uri.removeprefix("models:/")
     client = MlflowClient()
     with tempfile.TemporaryDirectory(prefix="ancora-compiled-") as tmp:

@@ -274,7 +274,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         best = best_of(best_per_family)
         best_run_id, model_uri = logged[best.spec.index]
         reloaded = load_pipeline(model_uri)
-        compiled = compile_and_log(reloaded, model_uri, evaluation.features)
+        compiled = compile_and_log(reloaded, model_uri, evaluation.features, settings)
         challenger, challenger_predictions = score(reloaded, evaluation.features, evaluation.labels)
         champion_version, champion = _score_champion(client, model_name, evaluation)
         gate = decide(
