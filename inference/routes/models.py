@@ -6,8 +6,8 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from inference.dependencies import AdminDep, RuntimeDep
 from ancora.serving.registry import ServedModel
+from inference.dependencies import AdminDep, RuntimeDep
 from inference.schemas import EngineParity, EngineStatus, ErrorMessage, ModelStatus, ReloadResult
 
 router = APIRouter(tags=["models"])
