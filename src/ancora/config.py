@@ -422,6 +422,11 @@ class Settings(BaseSettings):
         description="Largest call size timed on both engines to find the crossover (sizes 1, 8, 32, ... "
         "up to this); a larger call uses the engine that won at the largest size timed.",
     )
+    serving_compiled: bool = Field(
+        default=True,
+        description="Serve a version's compiled engine (ONNX Runtime) below its crossover when it passed "
+        "parity; false: scikit-learn answers every call (the inference API and dispatches).",
+    )
 
     @field_validator("state_dir")
     @classmethod

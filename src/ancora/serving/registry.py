@@ -128,6 +128,7 @@ class ModelRegistry:
         self.registry_uri = settings.resolved_mlflow_tracking_uri
         self.cache_dir = settings.resolved_model_cache_dir
         self.n_jobs = settings.serving_n_jobs
+        self.use_compiled = settings.serving_compiled
         self._client = MlflowClient(tracking_uri=self.registry_uri, registry_uri=self.registry_uri)
 
     def current_version(self) -> VersionRef:
@@ -193,6 +194,10 @@ class ModelRegistry:
         compiled, report = read_compiled(path, self.n_jobs)
         if compiled is None:
             return None, report
+        if not self.use_compiled:
+            return None, replace(
+                report, reason="compiled engine switched off (ANCORA_SERVING_COMPILED=false)"
+            )
         try:
             answer = compiled.predict_proba(frame_columns(smoke))
         except Exception as error:

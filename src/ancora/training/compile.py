@@ -163,12 +163,13 @@ def compile_pipeline(
 
 def exact_copy(pipeline: Pipeline) -> tuple[Pipeline, str]:
     """A copy whose tree splits act on raw whole numbers (see the module docstring), and how it was made."""
-    model = pipeline.named_steps["model"]
-    if not isinstance(model, RandomForestClassifier | HistGradientBoostingClassifier):
+    if not isinstance(pipeline.steps[-1][1], RandomForestClassifier | HistGradientBoostingClassifier):
         return pipeline, "skl2onnx, pipeline as trained"
     exact = copy.deepcopy(pipeline)
-    model = exact.named_steps["model"]
-    preprocess: ColumnTransformer = exact.named_steps["preprocess"]
+    model = exact.steps[-1][1]
+    preprocess = exact.steps[0][1]
+    if not isinstance(preprocess, ColumnTransformer) or "numeric" not in preprocess.named_transformers_:
+        raise CompileFailed("expected a ColumnTransformer with a 'numeric' part before the trees")
     scaler = preprocess.named_transformers_["numeric"]
     if not isinstance(scaler, StandardScaler):
         raise CompileFailed(
@@ -360,15 +361,19 @@ def compile_and_log(
         )
     else:
         compiled = skipped("compilation is switched off (ANCORA_TRAIN_COMPILE=false)")
+    log_compiled(MlflowClient(), model_uri, compiled)
+    mlflow.log_metrics(compiled.metrics())
+    log.info("compiled %s: %s (%s)", model_uri, compiled.report.status, compiled.report.reason)
+    return compiled
+
+
+def log_compiled(client: Any, model_uri: str, compiled: Compiled) -> None:
+    """``compiled/`` into the artifacts of the logged model ``models:/<model_id>``, figures as its tags."""
     model_id = model_uri.removeprefix("models:/")
-    client = MlflowClient()
     with tempfile.TemporaryDirectory(prefix="ancora-compiled-") as tmp:
         write_compiled(compiled, Path(tmp))
         client.log_model_artifacts(model_id, tmp, COMPILED_DIR)
     client.set_logged_model_tags(model_id, {f"ancora.{key}": value for key, value in compiled.tags().items()})
-    mlflow.log_metrics(compiled.metrics())
-    log.info("compiled %s: %s (%s)", model_uri, compiled.report.status, compiled.report.reason)
-    return compiled
 
 
 def report_summary(report: CompileReport) -> Mapping[str, Any]:
