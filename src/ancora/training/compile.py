@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 CROSSOVER_SIZES = (1, 8, 32, 128, 512, 2048, 8192, 32768, 100_000)
 """Call sizes timed on both engines (up to a configured maximum); the crossover is the smallest from
 which scikit-learn keeps winning."""
+DEFAULT_TIMING_MAX_ROWS = 8192
 TIMING_BUDGET_SECONDS = 0.25
 """Time spent per size and engine: a stable median, a few seconds in all (a slow call is timed once)."""
 UNSEEN_CATEGORY = {"Soil_Type": "C0000"}
@@ -101,7 +102,7 @@ class Compiled:
 
 
 def compile_pipeline(
-    pipeline: Pipeline, evaluation: pd.DataFrame, sizes: tuple[int, ...] = CROSSOVER_SIZES
+    pipeline: Pipeline, evaluation: pd.DataFrame, sizes: tuple[int, ...] | None = None
 ) -> Compiled:
     """Compile, check parity on ``evaluation`` (the frozen evaluation set's features), time both engines.
 
@@ -141,7 +142,7 @@ def compile_pipeline(
             versions=versions,
         )
         return Compiled(onnx_bytes, report)
-    timings = measure_timings(compiled, pipeline, evaluation, sizes)
+    timings = measure_timings(compiled, pipeline, evaluation, sizes or timing_sizes(DEFAULT_TIMING_MAX_ROWS))
     crossover = crossover_rows(timings)
     reason = (
         "ONNX Runtime serves every call size measured"
