@@ -3,7 +3,8 @@
 One run on one machine, loopback only. A training-family random forest pipeline is fitted on the
 shipped covertype sample, logged, compiled to ONNX Runtime by the registration step's code and
 registered as ``covertype@champion`` in a temporary MLflow server. For each datalake (a throwaway
-MariaDB database on 127.0.0.1:3306, and a SQLite file) the table is seeded with 100,000 rows awaiting a prediction, then:
+MariaDB database on 127.0.0.1:3306, and a SQLite file) the table is seeded with 100,000 rows
+awaiting a prediction, then:
 
 - ``stages``: each stage alone over all rows, in the dispatch's batches: reading the awaiting rows
   (keyset pages), checking them against the contract and predicting (the serving core), writing the
