@@ -33,6 +33,7 @@ class ServingRuntime:
             predict=self.worker.predict_proba if self.worker else None,
             max_wait_seconds=settings.serving_microbatch_max_wait_ms / 1000,
             concurrency=settings.serving_predict_workers if self.worker else 1,
+            compiled_in_process=settings.serving_compiled_in_process,
         )
 
     async def start(self) -> None:

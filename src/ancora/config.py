@@ -427,6 +427,11 @@ class Settings(BaseSettings):
         description="Serve a version's compiled engine (ONNX Runtime) below its crossover when it passed "
         "parity; false: scikit-learn answers every call (the inference API and dispatches).",
     )
+    serving_compiled_in_process: bool = Field(
+        default=True,
+        description="Run the calls the compiled engine takes in a thread of the API process (ONNX Runtime "
+        "releases the GIL), without the hop to the prediction worker; false: the worker runs them too.",
+    )
 
     @field_validator("state_dir")
     @classmethod

@@ -227,3 +227,50 @@ class RefusingEstimator:
 
     def predict_proba(self, frame: Any) -> Any:
         raise RuntimeError("scikit-learn was asked")
+
+
+def test_the_batcher_answers_compiled_calls_in_process_and_sends_larger_ones_to_the_worker(
+    compiled: dict[str, Compiled], evaluation: pd.DataFrame, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from ancora.serving.batcher import MicroBatcher
+    from ancora.serving.registry import ServedModel, VersionRef
+
+    result = compiled["random_forest"]
+    assert result.onnx_bytes is not None
+    report = CompileReport(**{**result.report.__dict__, "crossover_rows": 100})
+    engine = CompiledPipeline(result.onnx_bytes, report)
+    model = ServedModel(
+        ref=VersionRef("covertype", "champion", "3", None, "models:/m-3"),
+        estimator=RefusingEstimator(),
+        classes=(1, 2, 3, 4, 5, 6, 7),
+        registry_uri="unused",
+        loaded_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+        path=tmp_path,
+        compiled=engine,
+        compile_report=report,
+    )
+    worker_calls: list[int] = []
+
+    def worker(served: ServedModel, columns: dict[str, Any]) -> Any:
+        worker_calls.append(len(columns["Elevation"]))
+        return np.full((len(columns["Elevation"]), 7), 1 / 7)
+
+    async def scenario(in_process: bool) -> tuple[Any, Any]:
+        batcher = MicroBatcher(64, predict=worker, compiled_in_process=in_process)
+        await batcher.start()
+        try:
+            small = await batcher.predict_proba(model, evaluation.head(5))
+            large = await batcher.predict_proba(model, evaluation.head(150))
+        finally:
+            await batcher.stop()
+        return small, large
+
+    small, large = asyncio.run(scenario(in_process=True))
+    assert np.allclose(small, engine.predict_proba(frame_columns(evaluation.head(5))))
+    assert worker_calls == [150], "only the call above the crossover went to the worker"
+    assert np.allclose(large, 1 / 7)
+    worker_calls.clear()
+    asyncio.run(scenario(in_process=False))
+    assert worker_calls == [5, 150]

@@ -54,8 +54,10 @@ class MicroBatcher:
         predict: Predict | None = None,
         max_wait_seconds: float = 0.0,
         concurrency: int = 1,
+        compiled_in_process: bool = False,
     ) -> None:
         self.max_rows = max_rows
+        self.compiled_in_process = compiled_in_process
         self.max_wait_seconds = max_wait_seconds
         self.concurrency = concurrency
         self._on_batch = on_batch
@@ -207,7 +209,17 @@ class MicroBatcher:
                 start = stop
 
     def _predict_parts(self, model: ServedModel, parts: list[Rows]) -> Probabilities:
-        return self._predict_columns(model, batch_columns(parts))
+        columns = batch_columns(parts)
+        compiled = model.compiled
+        if (
+            self.compiled_in_process
+            and compiled is not None
+            and compiled.takes(len(columns[FEATURE_NAMES[0]]))
+        ):
+            # ONNX Runtime releases the GIL: here, the hop to the worker process (pickling, two socket
+            # messages, the child's wake-up) would cost more than the call itself.
+            return compiled.predict_proba(columns)
+        return self._predict_columns(model, columns)
 
 
 def _shut_down(batch: list[_Pending]) -> None:
