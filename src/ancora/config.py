@@ -406,7 +406,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1000,
         description="Longest wait, right after a predict call, for the rows of the callers it answered "
-        "(capped at half that call's time; an idle service never waits); 0: take only what is queued.",
+        "(capped at half that call's time; an idle service never waits); 0: take only what is queued. "
+        "Versions served by their compiled engine never wait (measured: waiting only added latency).",
     )
 
     # --- Compiled serving (src/ancora/training/compile.py, serving/engines.py; issue #18) ---

@@ -151,7 +151,9 @@ class MicroBatcher:
         batch.append(first)
         self._queued_rows -= len(first.rows)
         rows = self._take_queued(batch, len(first.rows))
-        if self.max_wait_seconds <= 0:
+        if self.max_wait_seconds <= 0 or first.model.compiled is not None:
+            # A compiled model's call costs about the same per row for 1 row as for 32, so waiting for
+            # more rows saves nothing; measured, it only added latency (docs/inference.md, Throughput).
             return
         loop = asyncio.get_running_loop()
         deadline = self._last_end + min(self.max_wait_seconds, self._last_seconds / 2)
