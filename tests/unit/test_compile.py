@@ -274,3 +274,35 @@ def test_the_batcher_answers_compiled_calls_in_process_and_sends_larger_ones_to_
     worker_calls.clear()
     asyncio.run(scenario(in_process=False))
     assert worker_calls == [5, 150]
+
+
+def test_the_loader_keeps_scikit_learn_when_the_compiled_model_cannot_serve_here(
+    compiled: dict[str, Compiled], fitted: dict[str, Pipeline], tmp_path: Path
+) -> None:
+    """A broken artifact, an engine that answers the contract row differently, or the switch off."""
+    from ancora.config import get_settings
+    from ancora.serving.registry import ModelRegistry, VersionRef, contract_row
+    from ancora.serving.rows import features_frame
+
+    registry = ModelRegistry(get_settings())
+    ref = VersionRef("covertype", "champion", "4", None, "models:/m-4")
+    smoke = features_frame([contract_row()])
+    forest = fitted["random_forest"]
+    expected = forest.predict_proba(smoke)
+    good = compiled["random_forest"]
+
+    write_compiled(good, tmp_path / "compiled")
+    engine, report = registry._compiled(ref, tmp_path, smoke, expected)
+    assert engine is not None and report.serves_compiled
+
+    engine, report = registry._compiled(ref, tmp_path, smoke, 1 - expected)
+    assert engine is None and report.status == "parity_failed" and "contract row" in report.reason
+
+    registry.use_compiled = False
+    engine, report = registry._compiled(ref, tmp_path, smoke, expected)
+    assert engine is None and "switched off" in report.reason
+    registry.use_compiled = True
+
+    (tmp_path / "compiled" / "model.onnx").write_bytes(b"not an onnx model")
+    engine, report = registry._compiled(ref, tmp_path, smoke, expected)
+    assert engine is None and report.status == "failed" and "does not run here" in report.reason
