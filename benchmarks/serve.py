@@ -305,7 +305,7 @@ def main() -> None:
     )
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--depth", type=int, default=24)
-    parser.add_argument("--max-requests", type=int, default=6000, help="per concurrency level")
+    parser.add_argument("--max-requests", type=int, default=30000, help="per concurrency level")
     parser.add_argument("--max-seconds", type=float, default=15.0, help="per concurrency level")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
