@@ -143,23 +143,10 @@ def test_the_engine_is_picked_per_call_size(compiled: dict[str, Compiled], evalu
 def test_the_prediction_worker_picks_the_engine_per_call(
     compiled: dict[str, Compiled], evaluation: pd.DataFrame, tmp_path: Path
 ) -> None:
-    from ancora.serving.registry import ServedModel, VersionRef
-
-    result = compiled["hist_gradient_boosting"]
-    assert result.onnx_bytes is not None
-    report = CompileReport(**{**result.report.__dict__, "crossover_rows": 100})
-    engine = CompiledPipeline(result.onnx_bytes, report)
+    model = served_with_crossover(compiled["hist_gradient_boosting"], 100, tmp_path)
+    engine = model.compiled
+    assert engine is not None
     engine.session()  # a built session must not travel to the child
-    model = ServedModel(
-        ref=VersionRef("covertype", "champion", "7", None, "models:/m-1"),
-        estimator=RefusingEstimator(),
-        classes=(1, 2, 3, 4, 5, 6, 7),
-        registry_uri="unused",
-        loaded_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-        path=tmp_path,
-        compiled=engine,
-        compile_report=report,
-    )
     assert (model.engine_for(99), model.engine_for(100)) == (ENGINE_ONNXRUNTIME, ENGINE_SKLEARN)
     worker = PredictWorker()
     worker.start()
@@ -220,6 +207,25 @@ def test_the_stored_artifact_round_trips(compiled: dict[str, Compiled], tmp_path
     assert engine is None and report.status == "failed" and "unreadable" in report.reason
 
 
+def served_with_crossover(result: Compiled, crossover: int, path: Path) -> Any:
+    """A served version whose compiled engine takes calls below ``crossover`` rows and whose
+    scikit-learn side refuses every call."""
+    from ancora.serving.registry import ServedModel, VersionRef
+
+    assert result.onnx_bytes is not None
+    report = CompileReport(**{**result.report.__dict__, "crossover_rows": crossover})
+    return ServedModel(
+        ref=VersionRef("covertype", "champion", "7", None, "models:/m-7"),
+        estimator=RefusingEstimator(),
+        classes=(1, 2, 3, 4, 5, 6, 7),
+        registry_uri="unused",
+        loaded_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+        path=path,
+        compiled=CompiledPipeline(result.onnx_bytes, report),
+        compile_report=report,
+    )
+
+
 class RefusingEstimator:
     """Stands for scikit-learn where a test must prove it is not called."""
 
@@ -235,22 +241,11 @@ def test_the_batcher_answers_compiled_calls_in_process_and_sends_larger_ones_to_
     import asyncio
 
     from ancora.serving.batcher import MicroBatcher
-    from ancora.serving.registry import ServedModel, VersionRef
+    from ancora.serving.registry import ServedModel
 
-    result = compiled["random_forest"]
-    assert result.onnx_bytes is not None
-    report = CompileReport(**{**result.report.__dict__, "crossover_rows": 100})
-    engine = CompiledPipeline(result.onnx_bytes, report)
-    model = ServedModel(
-        ref=VersionRef("covertype", "champion", "3", None, "models:/m-3"),
-        estimator=RefusingEstimator(),
-        classes=(1, 2, 3, 4, 5, 6, 7),
-        registry_uri="unused",
-        loaded_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-        path=tmp_path,
-        compiled=engine,
-        compile_report=report,
-    )
+    model = served_with_crossover(compiled["random_forest"], 100, tmp_path)
+    engine = model.compiled
+    assert engine is not None
     worker_calls: list[int] = []
 
     def worker(served: ServedModel, columns: dict[str, Any]) -> Any:
