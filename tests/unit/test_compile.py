@@ -298,6 +298,13 @@ def test_the_loader_keeps_scikit_learn_when_the_compiled_model_cannot_serve_here
     assert engine is None and "switched off" in report.reason
     registry.use_compiled = True
 
+    registry.call_rows = 10_000  # a dispatch's batches, above this version's crossover
+    report_with_crossover = CompileReport(**{**good.report.__dict__, "crossover_rows": 2048})
+    write_compiled(Compiled(good.onnx_bytes, report_with_crossover), tmp_path / "compiled")
+    engine, report = registry._compiled(ref, tmp_path, smoke, expected)
+    assert engine is None and "above the crossover" in report.reason
+    registry.call_rows = None
+
     (tmp_path / "compiled" / "model.onnx").write_bytes(b"not an onnx model")
     engine, report = registry._compiled(ref, tmp_path, smoke, expected)
     assert engine is None and report.status == "failed" and "does not run here" in report.reason

@@ -129,6 +129,9 @@ class ModelRegistry:
         self.cache_dir = settings.resolved_model_cache_dir
         self.n_jobs = settings.serving_n_jobs
         self.use_compiled = settings.serving_compiled
+        self.call_rows: int | None = None
+        """Rows of a typical call, when every call is about that size (a dispatch's batches): a version
+        whose crossover is at or below it is not worth an ONNX Runtime session."""
         self._client = MlflowClient(tracking_uri=self.registry_uri, registry_uri=self.registry_uri)
 
     def current_version(self) -> VersionRef:
@@ -198,6 +201,10 @@ class ModelRegistry:
             return None, replace(
                 report, reason="compiled engine switched off (ANCORA_SERVING_COMPILED=false)"
             )
+        crossover = report.crossover_rows
+        if self.call_rows is not None and crossover is not None and self.call_rows >= crossover:
+            reason = f"calls of {self.call_rows} rows are above the crossover ({crossover}): scikit-learn"
+            return None, replace(report, reason=reason)
         try:
             answer = compiled.predict_proba(frame_columns(smoke))
         except Exception as error:
