@@ -97,10 +97,16 @@ def provisioning(
     if context.invoked_subcommand is not None:
         return
     import uvicorn
+    from pydantic import ValidationError
 
     from provisioning.app import create_app
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as problem:
+        for error in problem.errors():
+            typer.echo(f"ancora provisioning: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(create_app(settings), host=settings.bind_host, port=port or settings.provisioning_port)
 
 
