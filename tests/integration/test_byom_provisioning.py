@@ -617,3 +617,64 @@ def test_a_killed_service_leaves_no_duplicate_endpoints_and_the_cli_tears_down(
                 service.wait(timeout=30)
         for pid in serve_processes(settings.state_dir):
             os.killpg(pid, signal.SIGKILL)
+
+
+def recorded_batch(settings: Settings, folder: Path, pid: int, start_ticks: int) -> str:
+    """A batch pipeline InProgress in the registry, as a service records it once its process started."""
+    from ancora.sagemaker.registry import PipelineRegistry
+
+    registry = PipelineRegistry(settings.resolved_provisioning_db_url)
+    try:
+        pipeline = registry.create(
+            pipeline_type="byom_batch_custom",
+            target="local",
+            model_name="pulsar",
+            endpoint_name=None,
+            request={},
+        )
+        details = {"pid": pid, "start_ticks": start_ticks, "prefix": str(folder)}
+        registry.update(pipeline.pipeline_id, details=details)
+        return pipeline.pipeline_id
+    finally:
+        registry.dispose()
+
+
+def test_recorded_batch_processes_are_stopped_by_a_restart_and_by_a_delete(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A batch job's process outlives a killed service like an endpoint does: a restart stops it and
+    fails its pipeline, a delete stops it, and a pid since reused by another process is left alone."""
+    from ancora.stack.processes import process_info
+
+    def sleeper() -> tuple[subprocess.Popen[bytes], int]:
+        process = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        info = process_info(process.pid)
+        assert info is not None
+        return process, info.start_ticks
+
+    orphan, orphan_ticks = sleeper()
+    bystander, bystander_ticks = sleeper()
+    folder = tmp_path / "batch-folder"
+    folder.mkdir()
+    orphaned = recorded_batch(settings, folder, orphan.pid, orphan_ticks)
+    reused = recorded_batch(settings, tmp_path / "gone", bystander.pid, bystander_ticks + 1)
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert orphan.wait(timeout=30) == -signal.SIGTERM
+            assert not folder.exists()
+            state = status_of(client, orphaned)
+            assert state["status"] == "Failed" and "ended with the service" in state["message"]
+            assert bystander.poll() is None, "killed a process with the pid but another start time"
+            assert status_of(client, reused)["status"] == "Failed"
+
+            running, running_ticks = sleeper()
+            pipeline_id = recorded_batch(settings, tmp_path / "running", running.pid, running_ticks)
+            answer = delete(client, {"pipeline_id": pipeline_id})
+            assert answer.status_code == 200, answer.text
+            assert running.wait(timeout=30) == -signal.SIGTERM
+            assert status_of(client, pipeline_id)["status"] == "Deleted"
+    finally:
+        for process in (orphan, bystander):
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -28,6 +28,7 @@ from ancora.sagemaker.configs import (
     sagemaker_name,
     training_job_config,
 )
+from ancora.sagemaker.data import write_payload_csv
 from ancora.sagemaker.runner import SageMakerRunner, from_sagemaker
 from provisioning.app import create_app
 from tests.support.sagemaker import (
@@ -340,3 +341,42 @@ def test_a_refused_update_undoes_what_it_created_on_the_aws_stand_in(
     assert len(sagemaker.list_models()["Models"]) == 1
     assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 1
     assert sagemaker.describe_endpoint(EndpointName="pulsar")["EndpointStatus"] == "InService"
+
+
+def test_local_target_batch_reads_and_writes_s3_on_the_aws_stand_in(
+    aws: Settings, uploaded_model: str, pulsar_csv: Path, tmp_path: Path
+) -> None:
+    """The orchestrator's batch body (bucket/key locations) on the local target: the CSV is fetched from
+    S3, scored by the real model, and the predictions are written back next to where SageMaker would."""
+    payload = tmp_path / "in.csv"
+    labels = write_payload_csv(pulsar_csv, payload, rows=120, positives=30, seed=5)
+    client_for(aws, "s3").upload_file(str(payload), BUCKET, "batch/in.csv")
+    settings = aws.model_copy(update={"byom_target": "local", "byom_assets_root": f"s3://{BUCKET}/"})
+    request = body(
+        "models/pulsar/model.tar.gz",
+        pipeline_type="byom_batch_custom",
+        batch_inference_data=f"{BUCKET}/batch/in.csv",
+        batch_job_output_location=f"{BUCKET}/batch/out",
+    )
+    request.pop("data_capture_location")
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/provisionpipeline", json=request, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["message"] == f"batch job scoring {BUCKET}/batch/in.csv"
+        pipeline_id = answer.json()["pipeline_id"]
+        deadline = time.monotonic() + 120
+        while (
+            state := client.post("/pipelinestatus", json={"pipeline_id": pipeline_id}, headers=AUTH).json()
+        )["status"] == "InProgress":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.3)
+        assert state["status"] == "Succeeded", state
+        assert state["message"] == "scored 120 rows from 1 file(s)"
+        missing = dict(request, batch_inference_data=f"{BUCKET}/batch/nothing-here/")
+        refused = client.post("/provisionpipeline", json=missing, headers=AUTH)
+        assert refused.status_code == 422 and "holds no CSV object" in refused.json()["detail"]
+    written = client_for(aws, "s3").get_object(Bucket=BUCKET, Key="batch/out/in.csv.out")["Body"].read()
+    predicted = [int(line) for line in written.decode().splitlines()]
+    assert len(predicted) == 120
+    assert sum(p == t for p, t in zip(predicted, labels, strict=True)) >= 108
+    assert not (settings.state_dir / "provisioning" / "batch" / pipeline_id).exists()
