@@ -314,7 +314,7 @@ class Settings(BaseSettings):
     provisioning_token: SecretStr | None = Field(
         default=None,
         description="Bearer token that may provision and delete BYOM pipelines (and read them); at least "
-        "32 characters, unlike ANCORA_ADMIN_TOKEN; unset: provisioning is closed.",
+        "32 characters, not the same as ANCORA_ADMIN_TOKEN; unset: the provisioning API is closed.",
     )
     provisioning_read_token: SecretStr | None = Field(
         default=None,
