@@ -276,18 +276,24 @@ def test_sagemaker_target_batch_runs_a_transform_job_on_the_aws_stand_in(
     assert client_for(aws, "sagemaker").list_models()["Models"] == []
 
 
-def test_sagemaker_target_reads_orchestrator_locations_on_the_aws_stand_in(aws: Settings) -> None:
-    """Scheme-less batch locations are bucket/key, as the orchestrator reads them; a local path is
-    refused by the sagemaker target (it cannot reach this machine's disk)."""
-    client_for(aws, "s3").put_object(Bucket=BUCKET, Key="model.tar.gz", Body=b"checked by SageMaker")
-    client_for(aws, "s3").put_object(Bucket=BUCKET, Key="batch/in.csv", Body=REFERENCE_ROW.encode())
+def orchestrator_batch_body(model_location: str) -> dict[str, Any]:
+    """A batch request with the orchestrator's scheme-less bucket/key locations."""
     request = body(
-        "model.tar.gz",
+        model_location,
         pipeline_type="byom_batch_custom",
         batch_inference_data=f"{BUCKET}/batch/in.csv",
         batch_job_output_location=f"{BUCKET}/batch/out",
     )
     request.pop("data_capture_location")
+    return request
+
+
+def test_sagemaker_target_reads_orchestrator_locations_on_the_aws_stand_in(aws: Settings) -> None:
+    """Scheme-less batch locations are bucket/key, as the orchestrator reads them; a local path is
+    refused by the sagemaker target (it cannot reach this machine's disk)."""
+    client_for(aws, "s3").put_object(Bucket=BUCKET, Key="model.tar.gz", Body=b"checked by SageMaker")
+    client_for(aws, "s3").put_object(Bucket=BUCKET, Key="batch/in.csv", Body=REFERENCE_ROW.encode())
+    request = orchestrator_batch_body("model.tar.gz")
     with TestClient(create_app(aws)) as client:
         answer = client.post("/provisionpipeline", json=request, headers=AUTH)
         assert answer.status_code == 200, answer.text
@@ -352,13 +358,7 @@ def test_local_target_batch_reads_and_writes_s3_on_the_aws_stand_in(
     labels = write_payload_csv(pulsar_csv, payload, rows=120, positives=30, seed=5)
     client_for(aws, "s3").upload_file(str(payload), BUCKET, "batch/in.csv")
     settings = aws.model_copy(update={"byom_target": "local", "byom_assets_root": f"s3://{BUCKET}/"})
-    request = body(
-        "models/pulsar/model.tar.gz",
-        pipeline_type="byom_batch_custom",
-        batch_inference_data=f"{BUCKET}/batch/in.csv",
-        batch_job_output_location=f"{BUCKET}/batch/out",
-    )
-    request.pop("data_capture_location")
+    request = orchestrator_batch_body("models/pulsar/model.tar.gz")
     with TestClient(create_app(settings)) as client:
         answer = client.post("/provisionpipeline", json=request, headers=AUTH)
         assert answer.status_code == 200, answer.text

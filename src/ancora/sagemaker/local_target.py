@@ -271,11 +271,11 @@ class LocalTarget:
             name=f"byom-batch-{pipeline_id[:8]}",
             daemon=True,
         )
-        thread.start()
         return Outcome(
             PipelineStatus.IN_PROGRESS,
             f"batch job scoring {request.shown('batch_inference_data')}",
             {"prefix": str(prefix)},
+            follow_up=thread.start,
         )
 
     def _run_batch(self, pipeline_id: str, source: str, inputs: list[str], output: str, prefix: Path) -> None:

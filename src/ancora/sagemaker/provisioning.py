@@ -87,6 +87,8 @@ class Provisioner:
         self.registry.update(
             pipeline.pipeline_id, status=outcome.status, message=outcome.message, details=outcome.details
         )
+        if outcome.follow_up is not None:
+            outcome.follow_up()
         return Provisioned(pipeline.pipeline_id, outcome.message)
 
     def status(self, pipeline_id: str) -> Pipeline:

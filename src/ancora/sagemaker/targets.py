@@ -6,6 +6,7 @@ either finish the deploy or leave nothing behind. Both can tear down what a pipe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +28,9 @@ class Outcome:
     status: PipelineStatus
     message: str
     details: dict[str, Any]
+    follow_up: Callable[[], None] | None = None
+    """Work that reports to the registry itself (a local batch job): started only once this outcome
+    is recorded, so its own updates always come after, never before, the provisioner's."""
 
 
 @dataclass(frozen=True)
