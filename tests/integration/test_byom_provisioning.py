@@ -189,7 +189,15 @@ def test_relative_artifact_and_scheme_less_capture_are_read_like_the_orchestrato
 
 
 def test_inference_passes_on_the_endpoints_client_errors(client: TestClient, model_tarball: Path) -> None:
-    assert provision(client, realtime_body(model_tarball)).status_code == 200
+    """Also: a capture folder that cannot be written loses the capture, not the prediction."""
+    unwritable = model_tarball.parent / "capture-is-a-file"
+    unwritable.write_text("not a folder")
+    assert (
+        provision(client, realtime_body(model_tarball, data_capture_location=str(unwritable))).status_code
+        == 200
+    )
+    answered = infer(client, {"payload": REFERENCE_ROW, "content_type": "text/csv"})
+    assert answered.status_code == 200 and answered.json()["predictions"] == [1]
     wrong_type = infer(client, {"payload": REFERENCE_ROW, "content_type": "text/plain"})
     assert wrong_type.status_code == 415 and "not supported" in wrong_type.json()["detail"]
     short_row = infer(client, {"payload": "1,2,3", "content_type": "text/csv"})

@@ -378,9 +378,12 @@ class LocalTarget:
             else answer.text
         )
         if answer.status_code == 200 and endpoint.data_capture_location:
-            self.capture.record(
-                endpoint.endpoint_name, endpoint.data_capture_location, content_type, payload, body
-            )
+            try:
+                self.capture.record(
+                    endpoint.endpoint_name, endpoint.data_capture_location, content_type, payload, body
+                )
+            except OSError:
+                log.exception("capture of %s not written; the prediction is answered", endpoint.endpoint_name)
         return Prediction(answer.status_code, body)
 
     def delete(self, pipeline: Pipeline, endpoint: Endpoint | None) -> list[str]:
