@@ -10,11 +10,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The source checkout; the shipped sample data and the DAG folder are found relative to it."""
+
+MIN_PROVISIONING_TOKEN_LENGTH = 32
+"""``secrets.token_urlsafe(24)`` is 32 characters: 192 random bits."""
 
 
 class Settings(BaseSettings):
@@ -308,6 +311,34 @@ class Settings(BaseSettings):
     byom_inference_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout of one /inference call to an endpoint."
     )
+    provisioning_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may provision and delete BYOM pipelines (and read them); at least "
+        "32 characters, not the same as ANCORA_ADMIN_TOKEN; unset: the provisioning API is closed.",
+    )
+    provisioning_read_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for /pipelinestatus and /inference of the provisioning API only; at "
+        "least 32 characters; unset: only ANCORA_PROVISIONING_TOKEN reads.",
+    )
+    byom_assets_root: str | None = Field(
+        default=None,
+        description="Where a relative model_artifact_location is read (the orchestrator's assets bucket); "
+        "default: state_dir/provisioning/artifacts on the local target, s3://sagemaker_bucket on sagemaker.",
+    )
+    byom_data_roots: str | None = Field(
+        default=None,
+        description="Comma-separated folders and s3://bucket/prefix that data_capture_location, "
+        "batch_inference_data and batch_job_output_location may name; default: "
+        "state_dir/provisioning/data and s3://sagemaker_bucket.",
+    )
+    byom_capture_flush_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often a local endpoint's captured requests are written to an s3:// "
+        "data_capture_location (one object per endpoint and flush).",
+    )
 
     # --- Streamlit UI (ui/, `ancora ui`, `ancora users`) ---
     ui_port: int = Field(default=8501, description="Port of the Streamlit app.")
@@ -414,6 +445,38 @@ class Settings(BaseSettings):
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("provisioning_token", "provisioning_read_token")
+    @classmethod
+    def _long_provisioning_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """A guessable token would hand out deploys (a pickle runs code): refuse to start with one."""
+        if value is None or not value.get_secret_value():
+            return None
+        length = len(value.get_secret_value())
+        if length < MIN_PROVISIONING_TOKEN_LENGTH:
+            raise ValueError(
+                f"ANCORA_{str(info.field_name).upper()} has {length} characters; use at least "
+                f"{MIN_PROVISIONING_TOKEN_LENGTH}, e.g. python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _separate_tokens(self) -> Settings:
+        """One leaked token must not open the other doors: each token is its own."""
+        tokens = {
+            "ANCORA_ADMIN_TOKEN": self.admin_token,
+            "ANCORA_PROVISIONING_TOKEN": self.provisioning_token,
+            "ANCORA_PROVISIONING_READ_TOKEN": self.provisioning_read_token,
+        }
+        seen: dict[str, str] = {}
+        for name, token in tokens.items():
+            if token is None or not token.get_secret_value():
+                continue
+            other = seen.setdefault(token.get_secret_value(), name)
+            if other != name:
+                raise ValueError(f"{name} must differ from {other}: each token grants different rights")
+        return self
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def resolved_data_db_url(self) -> str:
@@ -489,6 +552,20 @@ class Settings(BaseSettings):
         if self.byom_artifact_roots:
             return [root.strip() for root in self.byom_artifact_roots.split(",") if root.strip()]
         return [str(self.state_dir / "provisioning" / "artifacts"), f"s3://{self.sagemaker_bucket}/"]
+
+    @property
+    def resolved_byom_assets_root(self) -> str:
+        if self.byom_assets_root:
+            return self.byom_assets_root.strip()
+        if self.byom_target == "sagemaker":
+            return f"s3://{self.sagemaker_bucket}/"
+        return str(self.state_dir / "provisioning" / "artifacts")
+
+    @property
+    def resolved_byom_data_roots(self) -> list[str]:
+        if self.byom_data_roots:
+            return [root.strip() for root in self.byom_data_roots.split(",") if root.strip()]
+        return [str(self.state_dir / "provisioning" / "data"), f"s3://{self.sagemaker_bucket}/"]
 
     @property
     def provisioning_url(self) -> str:
