@@ -56,7 +56,9 @@ def site_packages(venv: Path) -> Path:
 
 def measure_venv(venv: Path) -> dict[str, Any]:
     packages = site_packages(venv)
-    size = sum(path.stat().st_size for path in packages.rglob("*") if path.is_file() and not path.is_symlink())
+    size = sum(
+        path.stat().st_size for path in packages.rglob("*") if path.is_file() and not path.is_symlink()
+    )
     distributions = sorted(path.name.split("-")[0] for path in packages.glob("*.dist-info"))
     probe = (
         "import importlib.util, json; "
@@ -79,8 +81,28 @@ def measure_role(role: str | None, wheel: Path, python: str, workdir: Path) -> d
     requirements.write_text(run(*export))
     venv = workdir / f"venv-{name.replace(' ', '-')}"
     run("uv", "venv", "--quiet", "--python", python, str(venv))
-    run("uv", "pip", "install", "--quiet", *COMPILE, "--python", str(venv / "bin" / "python"), "-r", str(requirements))
-    run("uv", "pip", "install", "--quiet", "--no-deps", *COMPILE, "--python", str(venv / "bin" / "python"), str(wheel))
+    run(
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        *COMPILE,
+        "--python",
+        str(venv / "bin" / "python"),
+        "-r",
+        str(requirements),
+    )
+    run(
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        *COMPILE,
+        "--python",
+        str(venv / "bin" / "python"),
+        str(wheel),
+    )
     result = {"role": name, **measure_venv(venv)}
     shutil.rmtree(venv)
     return result
