@@ -11,6 +11,9 @@ from ancora.serving.watcher import ModelWatcher
 from ancora.serving.worker import PredictWorkerPool
 from inference.metrics import ServingMetrics
 
+BATCH_PARSING_SLOTS = 2
+"""Batch bodies parsed at once (in threads): more would not go faster on the GIL, only hold more memory."""
+
 
 class ServingRuntime:
     def __init__(self, settings: Settings) -> None:
@@ -34,6 +37,7 @@ class ServingRuntime:
             max_wait_seconds=settings.serving_microbatch_max_wait_ms / 1000,
             concurrency=settings.serving_predict_workers if self.worker else 1,
         )
+        self.batch_parsing = asyncio.Semaphore(BATCH_PARSING_SLOTS)
 
     async def start(self) -> None:
         """Start serving at once; the first registry check runs in the background, so liveness does

@@ -440,6 +440,20 @@ class Settings(BaseSettings):
         "(capped at half that call's time; an idle service never waits); 0: take only what is queued.",
     )
 
+    # --- Security limits (docs/security.md; src/ancora/http_server.py, inference/limits.py) ---
+    inference_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a request's line and headers to the inference API "
+        "(slowloris bound); past it the connection is closed.",
+    )
+    inference_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Time a client has to send a request body to the inference API once the headers "
+        "are in; past it the answer is 408.",
+    )
+
     @field_validator("state_dir")
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:

@@ -13,6 +13,7 @@ from ancora.cli.sagemaker import provisioning_app, sagemaker_app
 from ancora.cli.stack import stack_app
 from ancora.cli.task_service import task_service_app
 from ancora.logs import configure_logging
+from ancora.private_files import restrict_umask
 
 app = typer.Typer(
     name="ancora",
@@ -24,6 +25,8 @@ app = typer.Typer(
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    # Every command, so the launcher and each service (and what they start) create 0600/0700 files.
+    restrict_umask()
     configure_logging(verbose)
 
 
