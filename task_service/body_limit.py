@@ -1,10 +1,14 @@
-"""A cap on request bodies for every endpoint that takes no upload (login, cancel, ...).
+"""Request bodies: a cap for every endpoint that takes no upload, and no reading of refused ones.
 
 FastAPI reads a JSON body whole into memory before the handler runs; without a cap, a login with a
 gigabyte of JSON would be read to the end. This ASGI middleware answers 413 on a declared
 ``Content-Length`` over the cap without reading anything, and counts the bytes of bodies sent
 without one (chunked), stopping at the first byte over. The submission route, which streams its own
-bounded upload (task_service/uploads.py), is let through.
+bounded upload (task_service/uploads.py), is not capped here.
+
+For every route: an answer given before the request's body was read to its end (a 401 to an upload
+without a token, a 413) says ``Connection: close``, so the server closes the connection instead of
+reading and discarding the rest of an 80 MB body to keep the connection alive.
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ async def _answer(send: Send, status: int, detail: str) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -46,37 +54,43 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.exempt(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await _answer(send, 400, "Content-Length is not a number")
-                return
-            if int(declared) > self.max_bytes:
-                await _answer(send, 413, f"the body may not be larger than {self.max_bytes} bytes")
-                return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        capped = not self.exempt(scope)
+        if declared is not None and not declared.isdigit():
+            await _answer(send, 400, "Content-Length is not a number")
+            return
+        if capped and declared is not None and int(declared) > self.max_bytes:
+            await _answer(send, 413, f"the body may not be larger than {self.max_bytes} bytes")
+            return
+        expects_body = b"transfer-encoding" in headers or (declared is not None and int(declared) > 0)
         received = 0
+        body_read = not expects_body
         started = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_read
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if capped and received > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
+                body_read = body_read or not message.get("more_body", False)
             return message
 
-        async def tracked_send(message: Message) -> None:
+        async def closing_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if not body_read:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, tracked_send)
+            await self.app(scope, counted_receive, closing_send)
         except BodyTooLarge:
             if not started:
                 await _answer(send, 413, f"the body may not be larger than {self.max_bytes} bytes")

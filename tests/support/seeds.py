@@ -21,8 +21,8 @@ SEED_000_SCRIPTS = {
     "1.3.3": "get_run_id.py",
     "1.3.4": "cancel_task.py",
 }
-"""Section of seed 000 to the file its script is kept in (tests/data/seed_000/)."""
-COPIES = Path(__file__).resolve().parents[1] / "data" / "seed_000"
+"""Section of seed 000 to the file its script is kept in (examples/seed_000/)."""
+COPIES = Path(__file__).resolve().parents[2] / "examples" / "seed_000"
 
 
 def code_block_after(text: str, heading: str) -> str:

@@ -45,6 +45,8 @@ def is_loopback(host: str) -> bool:
 def service_url(node_name: str, port: int | None, scheme: str | None, configured_url: str) -> str:
     """The base URL for a node name (optionally ``scheme://host[:port]``), a port and a scheme."""
     configured = urlsplit(configured_url)
+    if "://" not in node_name and node_name.count(":") > 1 and not node_name.startswith("["):
+        node_name = f"[{node_name}]"
     given = urlsplit(node_name if "://" in node_name else f"//{node_name}")
     chosen = (scheme or given.scheme or configured.scheme or "http").lower()
     if chosen not in SCHEMES:

@@ -111,6 +111,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _reap(pid: int) -> None:
+    """Collect the exit status of a wrapper that recorded its outcome (it exits right after), so it
+    does not linger as a zombie."""
+    child = _children.pop(pid, None)
+    if child is not None:
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _children[pid] = child
+
+
 def _give(folder: Path, account: JobAccount | None) -> None:
     if account is None:
         return
@@ -173,6 +184,7 @@ class LocalRunner(Runner):
     def poll(self, submission: Submission) -> JobState:
         outcome_file = Path(submission.work_dir) / OUTCOME_NAME
         if outcome_file.exists():
+            _reap(int(submission.job_id))
             outcome = outcome_file.read_text().strip()
             if outcome == CANCELLED:
                 return JobState(TaskStatus.CANCELLED, "cancelled")
