@@ -29,6 +29,9 @@ import httpx
 import jwt
 import pytest
 import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
 
 from ancora.client import Server_connection, Submitter, TaskHandler
 from ancora.config import get_settings
@@ -483,6 +486,22 @@ def test_malformed_bodies_get_a_clear_4xx(service: dict[str, Any], zips: dict[st
         timeout=30,
     )
     assert not_utf8.status_code == 400
+
+
+def test_no_generated_request_gets_a_server_error(service: dict[str, Any]) -> None:
+    """Schemathesis generates requests for every operation (with a valid login, so they reach the
+    handlers: multipart uploads of random bytes, random ids); none may get a 5xx."""
+    headers = {"Authorization": f"Bearer {token(service, 'root-admin', 'admin-password')}"}
+    schema = schemathesis.openapi.from_url(f"{service['url']}/openapi.json")
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def call(case: Any) -> None:
+            case.call_and_validate(checks=[not_a_server_error], headers=headers, timeout=30)
+
+        call()
 
 
 def test_the_quota_refuses_a_submission_by_its_declared_size(service: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ancora.config import Settings
-from ancora.remote import execution
+from ancora.remote import execution, tracking
 from ancora.remote.archive import UnsafeArchive, ZipLimits, unpack_zip
 from ancora.remote.jobs import EXECUTION_MODES, InvalidJob, build_argv, check_model_params, check_name
 from ancora.remote.runners.base import locations, runner_class
@@ -346,7 +346,8 @@ class TaskService:
             pause = min(pause * 2, self.settings.remote_poll_seconds)
 
     def resume(self) -> None:
-        """Start the housekeeping; pick up, after a restart, the jobs this service was following."""
+        """Start the housekeeping (MLflow client warm-up, hourly retention sweep); pick up, after a
+        restart, the jobs this service was following."""
         if self._housekeeper is None:
             self._housekeeper = threading.Thread(target=self._housekeeping, name="task-housekeeping")
             self._housekeeper.daemon = True
@@ -358,6 +359,7 @@ class TaskService:
                 self.follow(task.id)
 
     def _housekeeping(self) -> None:
+        tracking.warm_up()
         while not self._stopping.is_set():
             try:
                 self.purge_expired()
