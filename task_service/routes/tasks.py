@@ -139,7 +139,7 @@ async def submit(request: Request, service: ServiceDep, user: UserDep) -> TaskVi
     The login, the declared size and the user's quota are checked before the body is read; the
     zips are then streamed into the task's folder, each byte counted."""
     try:
-        service.admit(user, declared_length(request))
+        await run_in_threadpool(service.admit, user, declared_length(request))
         boundary_of(request.headers.get("content-type"))
     except (BadForm, UploadTooLarge, QuotaExceeded) as problem:
         raise refusal(problem) from problem

@@ -199,3 +199,21 @@ def test_a_success_clears_the_usernames_failures_and_tracking_stays_bounded() ->
     for index in range(30_000):
         limits.failed(f"random-{index}", "10.0.0.4")
     assert len(limits._failures) <= 10_000
+
+
+def test_folders_and_a_database_an_earlier_version_left_open_are_closed(settings: Settings) -> None:
+    """Task folders used to be 0755 and the SQLite database 0644; the service closes them on start."""
+    from ancora.remote.service import TaskService
+
+    root = settings.state_dir / "task_service"
+    old_task = root / "tasks" / ("a" * 32)
+    old_task.mkdir(parents=True, mode=0o755)
+    old_task.chmod(0o755)
+    root.chmod(0o755)
+    database = root / "tasks.db"
+    TaskStore.open(settings.resolved_remote_db_url).engine.dispose()
+    database.chmod(0o644)
+    TaskService(settings).close()
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE(old_task.stat().st_mode) == 0o700
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600

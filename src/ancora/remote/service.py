@@ -83,6 +83,22 @@ def tasks_folder(settings: Settings) -> Path:
     return settings.state_dir / "task_service" / "tasks"
 
 
+def harden_state(settings: Settings) -> None:
+    """Make the service's folder, its task folders and its SQLite database private to its user.
+
+    New ones are created so; this closes the ones an earlier version left readable by others (0755
+    folders, a 0644 database)."""
+    root = settings.state_dir / "task_service"
+    folders = tasks_folder(settings)
+    folders.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (root, folders, *folders.iterdir()):
+        if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
+    for database in root.glob("*.db*"):
+        if database.is_file() and not database.is_symlink() and database.stat().st_mode & 0o077:
+            database.chmod(0o600)
+
+
 def upload_path(folder: Path, role: str) -> Path:
     return folder / "upload" / f"{role}.zip"
 
@@ -108,6 +124,7 @@ class TaskService:
     def __init__(self, settings: Settings, store: TaskStore | None = None) -> None:
         self.settings = settings
         self.store = store or TaskStore.open(settings.resolved_remote_db_url)
+        harden_state(settings)
         self.runners = execution.Runners(settings)
         self.locations = locations(settings)
         for kind in set(self.locations.values()):
