@@ -130,6 +130,19 @@ def client(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     return Submitter, TaskHandler
 
 
+def submit_plain(client: Any, zips: Path, command: str) -> dict[str, Any]:
+    """A no-mlflow job on the cpu instance type with the example zips; the submit answer."""
+    submitter, _ = client
+    response = submitter(
+        dataset_file=str(zips / "test_data.zip"),
+        processor_file=str(zips / "test_processor.zip"),
+        execution_mode="no-mlflow",
+        execution_command=command,
+        instance_type="cpu",
+    ).submit_task()
+    return dict(response.json())
+
+
 def wait_for(handler: Any, statuses: set[str], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -142,15 +155,9 @@ def wait_for(handler: Any, statuses: set[str], timeout: float) -> dict[str, Any]
 def test_a_long_job_cancelled_through_the_client_is_cancelled_in_slurm(
     service: dict[str, Any], zips: Path, cluster: SlurmCluster, client: Any
 ) -> None:
-    submitter, task_handler = client
-    response = submitter(
-        dataset_file=str(zips / "test_data.zip"),
-        processor_file=str(zips / "test_processor.zip"),
-        execution_mode="no-mlflow",
-        execution_command="sleep 600",
-        instance_type="cpu",
-    ).submit_task()
-    task_id, job_id = response.json()["id"], response.json()["job_id"]
+    _, task_handler = client
+    submitted = submit_plain(client, zips, "sleep 600")
+    task_id, job_id = submitted["id"], submitted["job_id"]
     assert wait_for(task_handler(task_id), {"RUNNING"}, timeout=30)["status"] == "RUNNING"
 
     started = time.monotonic()
@@ -166,15 +173,11 @@ def test_a_long_job_cancelled_through_the_client_is_cancelled_in_slurm(
 def test_a_failing_command_ends_failed_with_its_log(
     service: dict[str, Any], zips: Path, cluster: SlurmCluster, client: Any
 ) -> None:
-    submitter, task_handler = client
-    response = submitter(
-        dataset_file=str(zips / "test_data.zip"),
-        processor_file=str(zips / "test_processor.zip"),
-        execution_mode="no-mlflow",
-        execution_command="python -c \"import sys; print('no such column: pulsar_score'); sys.exit(7)\"",
-        instance_type="cpu",
-    ).submit_task()
-    task_id, job_id = response.json()["id"], response.json()["job_id"]
+    _, task_handler = client
+    submitted = submit_plain(
+        client, zips, "python -c \"import sys; print('no such column: pulsar_score'); sys.exit(7)\""
+    )
+    task_id, job_id = submitted["id"], submitted["job_id"]
     state = wait_for(task_handler(task_id), FINISHED, timeout=60)
     assert state["status"] == "FAILED"
     assert cluster.job_state(job_id) == "FAILED"
@@ -190,15 +193,8 @@ def test_an_hpc_job_starts_with_a_minimal_environment_and_no_service_secret(
     service: dict[str, Any], zips: Path, cluster: SlurmCluster, client: Any
 ) -> None:
     """The batch script keeps the cluster user's identity, PATH and Slurm's variables, nothing else."""
-    submitter, task_handler = client
-    response = submitter(
-        dataset_file=str(zips / "test_data.zip"),
-        processor_file=str(zips / "test_processor.zip"),
-        execution_mode="no-mlflow",
-        execution_command="env",
-        instance_type="cpu",
-    ).submit_task()
-    task_id = response.json()["id"]
+    _, task_handler = client
+    task_id = submit_plain(client, zips, "env")["id"]
     assert wait_for(task_handler(task_id), FINISHED, timeout=60)["status"] == "COMPLETED"
     log = task_handler(task_id).get_task_logs().json()["log"]
     assert ADMIN_TOKEN not in log and PASSWORD not in log

@@ -68,16 +68,23 @@ def job_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, job_root: Path) -> Iterator[dict[str, Any]]:
-    state = tmp_path_factory.mktemp("task-service")
-    env = {
+def local_runner_env(job_root: Path) -> dict[str, str]:
+    """A `laptop` location on the local runner, enabled, whose jobs run as nobody under ``job_root``."""
+    return {
         "ANCORA_REMOTE_EXECUTOR": "inline",
         "ANCORA_REMOTE_LOCATIONS": '{"laptop":"local"}',
         "ANCORA_REMOTE_LOCAL_ENABLED": "true",
         "ANCORA_REMOTE_LOCAL_RUN_AS": "nobody",
         "ANCORA_REMOTE_LOCAL_WORK_ROOT": str(job_root),
         "ANCORA_REMOTE_POLL_SECONDS": "0.2",
+    }
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, job_root: Path) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("task-service")
+    env = {
+        **local_runner_env(job_root),
         "ANCORA_REMOTE_MAX_UNPACKED_MB": "5",
         "ANCORA_REMOTE_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
         "ANCORA_REMOTE_USER_QUOTA_MB": str(QUOTA_MB),
@@ -553,16 +560,7 @@ def test_users_add_reset_and_remove_end_earlier_tokens(service: dict[str, Any]) 
 
 
 def local_settings(monkeypatch: pytest.MonkeyPatch, job_root: Path, **extra: str) -> Any:
-    values = {
-        "ANCORA_REMOTE_EXECUTOR": "inline",
-        "ANCORA_REMOTE_LOCATIONS": '{"laptop":"local"}',
-        "ANCORA_REMOTE_LOCAL_ENABLED": "true",
-        "ANCORA_REMOTE_LOCAL_RUN_AS": "nobody",
-        "ANCORA_REMOTE_LOCAL_WORK_ROOT": str(job_root),
-        "ANCORA_REMOTE_POLL_SECONDS": "0.2",
-        **extra,
-    }
-    for name, value in values.items():
+    for name, value in {**local_runner_env(job_root), **extra}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return get_settings()

@@ -17,13 +17,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from ancora.remote.status import TaskStatus
 from ancora.remote.tables import VERSION_TABLE, tasks, users
-from ancora.store.database import create_store_engine
+from ancora.store.database import alembic_config, create_store_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BASELINE_REVISION = "0001"
@@ -268,16 +267,10 @@ def _create_private_sqlite_file(url: str) -> None:
         return
 
 
-def alembic_config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
-
-
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     """Bring the tables to ``revision``; tables made before migrations existed are stamped first."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         existing = set(sa.inspect(connection).get_table_names())
