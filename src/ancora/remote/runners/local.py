@@ -20,7 +20,6 @@ children).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
@@ -87,8 +86,12 @@ def work_root(settings: Settings) -> Path:
     root = settings.resolved_remote_local_work_root
     if root.resolve().is_relative_to(settings.state_dir.resolve()):
         raise InvalidJob("ANCORA_REMOTE_LOCAL_WORK_ROOT must lie outside the state folder")
-    with contextlib.suppress(FileExistsError):
+    try:
         root.mkdir(mode=WORK_ROOT_MODE, parents=True)
+    except FileExistsError:
+        pass
+    else:
+        root.chmod(WORK_ROOT_MODE)  # mkdir's mode goes through the umask, 077 in a private service
     info = root.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
         raise InvalidJob(
