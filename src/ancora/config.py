@@ -6,6 +6,9 @@ Every URL, port, path and credential is read here, from ``ANCORA_*`` environment
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -190,8 +193,9 @@ class Settings(BaseSettings):
         "(inline: a laptop or tests without a scheduler).",
     )
     remote_locations: str = Field(
-        default='{"atena02":"hpc","local":"local"}',
-        description="JSON map of runner_location names to runner kinds (hpc, local, sagemaker).",
+        default='{"atena02":"hpc"}',
+        description="JSON map of runner_location names to runner kinds (hpc, local, sagemaker); a local "
+        "location also needs remote_local_enabled.",
     )
     remote_login_minutes: int = Field(
         default=60, ge=1, description="Lifetime of a task service login token (signed JWT)."
@@ -254,6 +258,55 @@ class Settings(BaseSettings):
     )
     hpc_ssh_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of the SSH connection and of each command on the login node."
+    )
+
+    # --- Task service: jobs, MLflow runs, tokens, retention (src/ancora/remote, task_service/) ---
+    remote_mlflow_env_manager: Literal["local", "virtualenv", "uv", "conda"] = Field(
+        default="local",
+        description="--env-manager of `mlflow run` in mlflow-mode jobs that do not name one; local: the "
+        "environment the operator provides (hpc_job_setup), no download on the compute node.",
+    )
+    remote_local_enabled: bool = Field(
+        default=False,
+        description="Allow the local runner (jobs on the task service's host, admins only); off by default.",
+    )
+    remote_local_run_as: str | None = Field(
+        default=None,
+        description="Unprivileged OS account local jobs run as; required when the service runs as root "
+        "(jobs never run as root).",
+    )
+    remote_local_work_root: Path | None = Field(
+        default=None,
+        description="Folder of the local jobs' work folders, outside state_dir; default: the system "
+        "temporary folder's ancora-jobs.",
+    )
+    remote_local_job_path: str | None = Field(
+        default=None,
+        description="PATH of local jobs; default: this Python's bin folder, /usr/local/bin, /usr/bin, /bin.",
+    )
+    remote_task_retention_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="Hours a finished task's files (uploads, work folders here and on the cluster) are "
+        "kept; the task's record and log tail stay.",
+    )
+    remote_user_quota_mb: float = Field(
+        default=10_240, gt=0, description="Disk one user's kept task files may use (uploads and unpacked)."
+    )
+    remote_login_max_failures: int = Field(
+        default=5, ge=1, description="Failed task service logins per username within the window before 429."
+    )
+    remote_login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed task service logins per client address within the window."
+    )
+    remote_login_window_seconds: float = Field(
+        default=300.0, gt=0, description="Window of the failed-login limits; also the longest Retry-After."
+    )
+    task_service_tls_cert_file: Path | None = Field(
+        default=None, description="Certificate (PEM) the task service serves HTTPS with; unset: plain HTTP."
+    )
+    task_service_tls_key_file: Path | None = Field(
+        default=None, description="Private key (PEM) of task_service_tls_cert_file."
     )
 
     aws_region: str = Field(default="us-east-1", description="AWS region of the SageMaker and S3 calls.")
@@ -527,6 +580,17 @@ class Settings(BaseSettings):
     @property
     def resolved_remote_db_url(self) -> str:
         return self.remote_db_url or f"sqlite:///{self.state_dir / 'task_service' / 'tasks.db'}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_remote_local_work_root(self) -> Path:
+        return self.remote_local_work_root or Path(tempfile.gettempdir()) / "ancora-jobs"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_remote_local_job_path(self) -> str:
+        default = [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+        return self.remote_local_job_path or os.pathsep.join(default)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
