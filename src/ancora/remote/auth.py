@@ -13,7 +13,6 @@ signature is good: a leaked signing key cannot mint ten-year tokens that outlive
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ import jwt
 from pwdlib import PasswordHash
 
 from ancora.config import Settings
+from ancora.private_files import read_or_create_private_file
 from ancora.remote.store import TaskStore, User
 
 ALGORITHM = "HS256"
@@ -39,27 +39,10 @@ def signing_key_file(settings: Settings) -> Path:
     return Path(settings.state_dir) / "task_service" / "jwt_secret"
 
 
-def private_secret(path: Path) -> str:
-    """The secret in ``path``, generated on first use into a file created with mode 0600."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(value)
-    return value
-
-
 def signing_key(settings: Settings) -> str:
     if settings.remote_jwt_secret is not None:
         return settings.remote_jwt_secret.get_secret_value()
-    return private_secret(signing_key_file(settings))
+    return read_or_create_private_file(signing_key_file(settings), lambda: secrets.token_urlsafe(48))
 
 
 def hash_password(password: str) -> str:
