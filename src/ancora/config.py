@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -331,6 +331,16 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow UI address the app links to in the browser; default: the tracking URI.",
     )
+    ui_sign_in_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins a username may have in ui_sign_in_window_seconds before it is locked.",
+    )
+    ui_sign_in_window_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Window of ui_sign_in_max_failures; a locked username unlocks as its failures age out.",
+    )
 
     # --- Dispatches: scheduled batch scoring over a datalake (`ancora dispatch`, covertype_dispatch) ---
     datalake_url: str | None = Field(
@@ -380,6 +390,15 @@ class Settings(BaseSettings):
     dispatch_history_hours: float = Field(
         default=24.0, gt=0, description="Default time window of GET /dispatches, back from now, in hours."
     )
+    dispatch_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between the heartbeats a running dispatch records."
+    )
+    dispatch_stale_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A running dispatch without a heartbeat for this long is marked failed by the next "
+        "dispatch (at once when its process on the same host is gone); at least 3 heartbeats.",
+    )
 
     # --- Docker Compose: services reach each other by name, not on bind_host (docker-compose.yml) ---
     airflow_api_url: str | None = Field(
@@ -427,6 +446,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _stale_after_several_heartbeats(self) -> Settings:
+        if self.dispatch_stale_after_seconds < 3 * self.dispatch_heartbeat_seconds:
+            raise ValueError(
+                "ANCORA_DISPATCH_STALE_AFTER_SECONDS must be at least 3 times "
+                "ANCORA_DISPATCH_HEARTBEAT_SECONDS, or a live dispatch that missed a beat is taken for dead"
+            )
+        return self
 
     @computed_field  # type: ignore[prop-decorator]
     @property
