@@ -415,6 +415,16 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow UI address the app links to in the browser; default: the tracking URI.",
     )
+    ui_sign_in_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins a username may have in ui_sign_in_window_seconds before it is locked.",
+    )
+    ui_sign_in_window_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Window of ui_sign_in_max_failures; a locked username unlocks as its failures age out.",
+    )
 
     # --- Dispatches: scheduled batch scoring over a datalake (`ancora dispatch`, covertype_dispatch) ---
     datalake_url: str | None = Field(
@@ -463,6 +473,15 @@ class Settings(BaseSettings):
     )
     dispatch_history_hours: float = Field(
         default=24.0, gt=0, description="Default time window of GET /dispatches, back from now, in hours."
+    )
+    dispatch_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between the heartbeats a running dispatch records."
+    )
+    dispatch_stale_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A running dispatch without a heartbeat for this long is marked failed by the next "
+        "dispatch (at once when its process on the same host is gone); at least 3 heartbeats.",
     )
 
     # --- Docker Compose: services reach each other by name, not on bind_host (docker-compose.yml) ---
@@ -542,6 +561,15 @@ class Settings(BaseSettings):
             other = seen.setdefault(token.get_secret_value(), name)
             if other != name:
                 raise ValueError(f"{name} must differ from {other}: each token grants different rights")
+        return self
+
+    @model_validator(mode="after")
+    def _stale_after_several_heartbeats(self) -> Settings:
+        if self.dispatch_stale_after_seconds < 3 * self.dispatch_heartbeat_seconds:
+            raise ValueError(
+                "ANCORA_DISPATCH_STALE_AFTER_SECONDS must be at least 3 times "
+                "ANCORA_DISPATCH_HEARTBEAT_SECONDS, or a live dispatch that missed a beat is taken for dead"
+            )
         return self
 
     @computed_field  # type: ignore[prop-decorator]

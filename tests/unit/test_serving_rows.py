@@ -249,3 +249,20 @@ def test_non_finite_numbers_are_refused_naming_the_field(literal: str) -> None:
     with pytest.raises(ValidationError) as single:
         parse_json_row(body)
     assert single.value.errors()[0]["type"] == "finite_number"
+
+
+def test_a_batch_of_bad_rows_is_checked_only_until_an_answer_is_full() -> None:
+    records = [dict(EXAMPLE_ROW) for _ in range(10_000)]
+    records[250] = {**EXAMPLE_ROW, "Slope": "steep"}
+    errors = _errors_of(records)
+    assert [(e["loc"], e["type"]) for e in errors] == [(("body", 250, "Slope"), "value_error")]
+    bad = [{"x": 1}] * 10_000
+    errors = _errors_of(bad)
+    assert len(errors) <= 2 * 12 * 100
+    assert errors[0]["loc"] == ("body", 0, "Elevation")
+
+
+def _errors_of(records: Any) -> list[dict[str, Any]]:
+    with pytest.raises(RowsInvalid) as caught:
+        validate_rows(records, limit=10_000)
+    return caught.value.errors

@@ -93,7 +93,8 @@ def reported_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
             {
                 "type": "too_many_errors",
                 "loc": ["body"],
-                "msg": f"{left_out} more error(s) not shown; the first {MAX_REPORTED_ERRORS} are above",
+                "msg": f"at least {left_out} more error(s) not shown (checking stops early); "
+                f"the first {MAX_REPORTED_ERRORS} are above",
                 "input": None,
             }
         )

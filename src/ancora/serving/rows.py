@@ -29,7 +29,7 @@ from ancora.schema import (
     NUMERIC_FEATURES,
     Column,
 )
-from ancora.serving.errors import clip_text, short_repr
+from ancora.serving.errors import MAX_REPORTED_ERRORS, clip_text, short_repr
 
 FeatureValues = tuple[int | str, ...]
 """One row's values in ``FEATURE_NAMES`` order; the micro-batcher and the frame builder take these."""
@@ -176,12 +176,18 @@ class RowsInvalid(ValueError):
         self.errors = errors
 
 
+VALIDATION_CHUNK_ROWS = 100
+"""Rows the pydantic model checks in one call on the slow path: at most 1,200 errors at a time."""
+
+
 def validate_rows(records: Any, limit: int) -> pd.DataFrame:
     """Check a decoded JSON body (a list of objects) against the limit, then against the contract.
 
     Clean input takes a vectorized path (a few milliseconds for 10,000 rows); anything it is not
     sure about goes through the pydantic model row by row, which accepts and names exactly what
-    ``/predict`` does.
+    ``/predict`` does. That check runs ``VALIDATION_CHUNK_ROWS`` rows at a time and stops once more
+    errors were found than an answer shows: 10,000 rows with 12 errors each once built 120,000
+    error items (1.9 s, 137 MB) to report 50, holding the GIL, and so the event loop, meanwhile.
     """
     if not isinstance(records, list):
         raise RowsInvalid(
@@ -198,10 +204,20 @@ def validate_rows(records: Any, limit: int) -> pd.DataFrame:
     frame = _clean_frame(columns) if columns is not None else None
     if frame is not None:
         return frame
-    try:
-        rows = FEATURE_ROWS.validate_python(records)
-    except ValidationError as error:
-        raise RowsInvalid(body_errors(error)) from None
+    rows: list[FeatureRow] = []
+    errors: list[dict[str, Any]] = []
+    for start in range(0, len(records), VALIDATION_CHUNK_ROWS):
+        try:
+            rows.extend(FEATURE_ROWS.validate_python(records[start : start + VALIDATION_CHUNK_ROWS]))
+        except ValidationError as error:
+            errors.extend(
+                {**item, "loc": ("body", start + item["loc"][1], *item["loc"][2:])}
+                for item in body_errors(error)
+            )
+            if len(errors) > MAX_REPORTED_ERRORS:
+                break
+    if errors:
+        raise RowsInvalid(errors)
     return features_frame([row_values(row) for row in rows])
 
 
