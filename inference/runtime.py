@@ -11,6 +11,9 @@ from ancora.serving.watcher import ModelWatcher
 from ancora.serving.worker import PredictWorkerPool
 from inference.metrics import ServingMetrics
 
+BATCH_PARSING_SLOTS = 2
+"""Batch bodies parsed at once (in threads): more would not go faster on the GIL, only hold more memory."""
+
 
 class ServingRuntime:
     def __init__(self, settings: Settings) -> None:
@@ -35,6 +38,7 @@ class ServingRuntime:
             concurrency=settings.serving_predict_workers if self.worker else 1,
             compiled_in_process=settings.serving_compiled_in_process,
         )
+        self.batch_parsing = asyncio.Semaphore(BATCH_PARSING_SLOTS)
 
     async def start(self) -> None:
         """Start serving at once; the first registry check runs in the background, so liveness does
