@@ -1,9 +1,10 @@
 """Dispatch throughput: rows per second read, scored and written back, over 100,000 datalake rows.
 
 One run on one machine, loopback only. A training-family random forest pipeline is fitted on the
-shipped covertype sample, logged and registered as ``covertype@champion`` in a temporary MLflow server.
-For each datalake (a throwaway MariaDB database on 127.0.0.1:3306, and a SQLite file) the table is
-seeded with 100,000 rows awaiting a prediction, then:
+shipped covertype sample, logged, compiled to ONNX Runtime by the registration step's code and
+registered as ``covertype@champion`` in a temporary MLflow server. For each datalake (a throwaway
+MariaDB database on 127.0.0.1:3306, and a SQLite file) the table is seeded with 100,000 rows
+awaiting a prediction, then:
 
 - ``stages``: each stage alone over all rows, in the dispatch's batches: reading the awaiting rows
   (keyset pages), checking them against the contract and predicting (the serving core), writing the
@@ -11,7 +12,9 @@ seeded with 100,000 rows awaiting a prediction, then:
 - ``dispatch``: ``run_dispatch`` end to end on a freshly seeded table (what ``ancora dispatch`` and
   the DAG run), and a rerun that finds nothing to do.
 
-The events database is SQLite, the native default.
+The events database is SQLite, the native default. Each datalake is measured twice on the same
+version: with the compiled engine picked per call size (the default) and with
+``ANCORA_SERVING_COMPILED=false`` (scikit-learn for every call, the dispatch as it was before).
 
     .venv/bin/python -m benchmarks.dispatch
 """
@@ -37,6 +40,7 @@ from ancora.dispatch.run import load_champion, new_dispatch_id, run_dispatch, sc
 from ancora.dispatch.seed import SHIPPED_SAMPLE, seed_datalake
 from ancora.schema import FEATURE_NAMES, LABEL_NAME
 from ancora.serving.registry import ServedModel
+from ancora.training.compile import compile_pipeline, log_compiled
 from ancora.training.pipelines import SKOPS_TRUSTED_TYPES, build_pipeline
 from benchmarks.machine import describe_machine
 from tests.support.databases import throwaway_mariadb
@@ -48,7 +52,7 @@ FOREST = {"n_estimators": 100, "max_depth": 20, "min_samples_leaf": 1, "max_feat
 """One point of the training grid of the random_forest family."""
 
 
-def log_champion(tracking_uri: str, data: pd.DataFrame) -> None:
+def log_champion(tracking_uri: str, data: pd.DataFrame) -> dict[str, Any]:
     import mlflow
     import mlflow.sklearn
 
@@ -65,11 +69,21 @@ def log_champion(tracking_uri: str, data: pd.DataFrame) -> None:
                 pip_requirements=["scikit-learn", "pandas"],
                 skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
             )
+            compiled = compile_pipeline(pipeline, features.tail(4000))
+            log_compiled(mlflow.MlflowClient(), info.model_uri, compiled)
+            report = compiled.report
     finally:
         mlflow.set_tracking_uri(None)
     from tests.support.inference import LoggedModel
 
     register(tracking_uri, "covertype", LoggedModel(info.model_uri, run.info.run_id), alias="champion")
+    return {
+        "status": report.status,
+        "reason": report.reason,
+        "compile_seconds": round(report.compile_seconds, 3),
+        "crossover_rows": report.crossover_rows,
+        "parity": None if report.parity is None else report.as_dict()["parity"],
+    }
 
 
 CORES_FOR_TARGET = 2
@@ -246,7 +260,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ancora-bench-dispatch-") as tmp:
         workdir = Path(tmp)
         with running_mlflow_server(workdir / "mlflow") as tracking_uri:
-            log_champion(tracking_uri, data)
+            compiled = log_champion(tracking_uri, data)
             base: dict[str, Any] = {
                 "state_dir": workdir / "state",
                 "mlflow_tracking_uri": tracking_uri,
@@ -265,20 +279,33 @@ def main() -> None:
                 "dispatch_n_jobs": settings.dispatch_n_jobs,
                 "events_db": "SQLite",
                 "target_rows_per_s": 20_000,
+                "compiled": compiled,
             }
-            if not args.skip_mariadb:
-                with throwaway_mariadb(args.mariadb_url, prefix="ancora_bench") as url:
-                    results["mariadb"] = bench_datalake(
-                        "mariadb", url, base, workdir, args.rows, args.repeats
-                    )
-            results["sqlite"] = bench_datalake(
-                "sqlite", f"sqlite:///{workdir / 'lake.db'}", base, workdir, args.rows, args.repeats
-            )
+            for suffix, engine in (("_sklearn", {"serving_compiled": False}), ("", {})):
+                if not args.skip_mariadb:
+                    with throwaway_mariadb(args.mariadb_url, prefix="ancora_bench") as url:
+                        results[f"mariadb{suffix}"] = bench_datalake(
+                            f"mariadb{suffix}", url, {**base, **engine}, workdir, args.rows, args.repeats
+                        )
+                results[f"sqlite{suffix}"] = bench_datalake(
+                    f"sqlite{suffix}",
+                    f"sqlite:///{workdir / f'lake{suffix}.db'}",
+                    {**base, **engine},
+                    workdir,
+                    args.rows,
+                    args.repeats,
+                )
     machine["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     results["summary"] = {
         name: {
             "rows_per_s": results[name]["dispatch_median"]["rows_per_s"],
             "meets_target": results[name]["dispatch_median"]["rows_per_s"] >= results["target_rows_per_s"],
+            "scikit_learn_rows_per_s": results[f"{name}_sklearn"]["dispatch_median"]["rows_per_s"],
+            "compiled_vs_scikit_learn": round(
+                results[name]["dispatch_median"]["rows_per_s"]
+                / results[f"{name}_sklearn"]["dispatch_median"]["rows_per_s"],
+                2,
+            ),
         }
         for name in ("mariadb", "sqlite")
         if name in results

@@ -36,6 +36,7 @@ class ServingRuntime:
             predict=self.worker.predict_proba if self.worker else None,
             max_wait_seconds=settings.serving_microbatch_max_wait_ms / 1000,
             concurrency=settings.serving_predict_workers if self.worker else 1,
+            compiled_in_process=settings.serving_compiled_in_process,
         )
         self.batch_parsing = asyncio.Semaphore(BATCH_PARSING_SLOTS)
 

@@ -36,6 +36,34 @@ class BatchPrediction(ModelIdentity):
     predictions: list[RowPrediction]
 
 
+class EngineParity(BaseModel):
+    rows: int = Field(description="Rows compared: the frozen evaluation set plus probe rows.")
+    label_agreement: float = Field(description="Share of rows whose predicted class is identical.")
+    max_probability_diff: float = Field(description="Largest difference of any class probability.")
+    label_agreement_min: float = Field(description="Threshold the label agreement must reach.")
+    probability_tolerance: float = Field(description="Threshold the probability difference must stay under.")
+    passed: bool
+
+
+class EngineStatus(BaseModel):
+    """Which engine answers a call, from the version's compile report (docs/inference.md, Engines)."""
+
+    serving: Literal["onnxruntime", "scikit-learn", "onnxruntime+scikit-learn"] = Field(
+        description="'onnxruntime+scikit-learn': the compiled model below the crossover, scikit-learn "
+        "from it on; 'scikit-learn' alone when the version was not compiled or failed parity."
+    )
+    compile_status: Literal["compiled", "parity_failed", "failed", "not_compiled"]
+    reason: str = Field(description="Why this engine serves (or why the compiled one does not).")
+    compiled_below_rows: int | None = Field(
+        description="The crossover: calls of fewer rows run on ONNX Runtime, larger ones on "
+        "scikit-learn; null: ONNX Runtime takes every call (or none, when it does not serve)."
+    )
+    compile_seconds: float | None = Field(description="Conversion time at registration.")
+    parity: EngineParity | None = Field(description="Agreement with scikit-learn, checked at registration.")
+    method: str = Field(description="How the pipeline was converted.")
+    versions: dict[str, str] = Field(description="Library versions that compiled it.")
+
+
 class ModelStatus(BaseModel):
     name: str = Field(description="Registered model name the service follows.")
     alias: str = Field(description="Registry alias the service follows.")
@@ -51,6 +79,7 @@ class ModelStatus(BaseModel):
     last_check_error: str | None = Field(
         description="Why the latest check failed; the previous version keeps serving meanwhile."
     )
+    engine: EngineStatus | None = Field(default=None, description="Which engine serves the version.")
 
 
 class Ready(BaseModel):

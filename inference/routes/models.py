@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 
+from ancora.serving.registry import ServedModel
 from inference.dependencies import AdminDep, RuntimeDep
-from inference.schemas import ErrorMessage, ModelStatus, ReloadResult
+from inference.schemas import EngineParity, EngineStatus, ErrorMessage, ModelStatus, ReloadResult
 
 router = APIRouter(tags=["models"])
 
@@ -29,6 +32,30 @@ async def models(runtime: RuntimeDep) -> ModelStatus:
         poll_interval_seconds=runtime.watcher.interval_seconds,
         last_check_at=last.checked_at if last is not None else None,
         last_check_error=last.error if last is not None else None,
+        engine=engine_status(model) if model is not None else None,
+    )
+
+
+def engine_status(model: ServedModel) -> EngineStatus:
+    report = model.compile_report
+    compiled = model.compiled
+    serving: Literal["onnxruntime", "scikit-learn", "onnxruntime+scikit-learn"]
+    if compiled is None:
+        serving = "scikit-learn"
+    elif report.crossover_rows is None:
+        serving = "onnxruntime"
+    else:
+        serving = "onnxruntime+scikit-learn"
+    parity = report.parity
+    return EngineStatus(
+        serving=serving,
+        compile_status=report.status,
+        reason=report.reason,
+        compiled_below_rows=report.crossover_rows if compiled is not None else None,
+        compile_seconds=report.compile_seconds if report.status != "not_compiled" else None,
+        parity=None if parity is None else EngineParity(**parity.__dict__, passed=parity.passed),
+        method=report.method,
+        versions=report.versions,
     )
 
 

@@ -509,7 +509,32 @@ class Settings(BaseSettings):
         ge=0,
         le=1000,
         description="Longest wait, right after a predict call, for the rows of the callers it answered "
-        "(capped at half that call's time; an idle service never waits); 0: take only what is queued.",
+        "(capped at half that call's time; an idle service never waits); 0: take only what is queued. "
+        "Versions served by their compiled engine never wait (measured: waiting only added latency).",
+    )
+
+    # --- Compiled serving (src/ancora/training/compile.py, serving/engines.py; issue #18) ---
+    train_compile: bool = Field(
+        default=True,
+        description="Compile each registered version to ONNX Runtime (parity-checked on the frozen "
+        "evaluation set); false: versions are registered without, and scikit-learn serves them.",
+    )
+    train_compile_timing_max_rows: int = Field(
+        default=8192,
+        ge=1,
+        le=100_000,
+        description="Largest call size timed on both engines to find the crossover (sizes 1, 8, 32, ... "
+        "up to this); a larger call uses the engine that won at the largest size timed.",
+    )
+    serving_compiled: bool = Field(
+        default=True,
+        description="Serve a version's compiled engine (ONNX Runtime) below its crossover when it passed "
+        "parity; false: scikit-learn answers every call (the inference API and dispatches).",
+    )
+    serving_compiled_in_process: bool = Field(
+        default=True,
+        description="Run the calls the compiled engine takes in a thread of the API process (ONNX Runtime "
+        "releases the GIL), without the hop to the prediction worker; false: the worker runs them too.",
     )
 
     # --- Security limits (docs/security.md; src/ancora/http_server.py, inference/limits.py) ---

@@ -45,6 +45,7 @@ def training_settings(
         "ANCORA_MLFLOW_EXPERIMENT": f"covertype-{suffix}",
         "ANCORA_TRAIN_MIN_ROWS": "200",
         "ANCORA_TRAIN_N_JOBS": "1",
+        "ANCORA_TRAIN_COMPILE_TIMING_MAX_ROWS": "256",
         "ANCORA_CODE_VERSION": "test",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",

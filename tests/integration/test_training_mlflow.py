@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from ancora.config import Settings, get_settings
 from ancora.schema import FEATURE_NAMES, LABEL_NAME
+from ancora.serving.registry import ModelRegistry
 from ancora.store import open_raw_store
 from ancora.training.data import TrainingDataError, with_raw_dtypes
 from ancora.training.evalset import latest_evaluation_set
@@ -108,6 +109,28 @@ def test_a_run_is_tracked_registered_and_served_by_alias(
     assert version.tags["eval_set_version"] == "1"
     assert float(version.tags["macro_f1"]) == pytest.approx(outcome.challenger["macro_f1"], abs=1e-6)
     assert "Gate: first" in version.description
+
+    # The registered version was compiled, checked against scikit-learn on the frozen evaluation set
+    # and carries the figures; the serving loader finds the artifact with the model.
+    assert outcome.compiled["status"] == "compiled"
+    assert version.tags["serving_engine"] == "onnxruntime"
+    assert float(version.tags["parity_label_agreement"]) >= 0.999
+    assert float(version.tags["parity_max_probability_diff"]) <= 1e-4
+    assert int(version.tags["parity_rows"]) == outcome.evaluation_rows + 50
+    assert float(version.tags["compile_seconds"]) > 0
+    assert parent.data.metrics["compile_seconds"] == pytest.approx(
+        float(version.tags["compile_seconds"]), abs=1e-3
+    )
+    assert parent.data.metrics["parity_label_agreement"] >= 0.999
+    registry = ModelRegistry(settings)
+    served = registry.load(registry.current_version())
+    assert served.compiled is not None and served.compile_report.serves_compiled
+    assert served.engine_for(1) == "onnxruntime"
+    assert np.allclose(
+        served.predict_proba(raw_frame(csv_rows[3000:3050])),
+        load_pipeline(f"models:/{name}/1").predict_proba(raw_frame(csv_rows[3000:3050])),
+        atol=1e-4,
+    )
 
     info = mlflow.models.get_model_info(f"models:/{name}@champion")
     assert [spec.name for spec in info.signature.inputs.inputs] == list(FEATURE_NAMES)

@@ -125,6 +125,7 @@ def inference_app(state: InferenceState) -> FastAPI:
             "poll_interval_seconds": 5.0,
             "last_check_at": iso(NOW),
             "last_check_error": None if state.serving else "no version of covertype has the alias champion",
+            "engine": ENGINE if state.serving else None,
         }
 
     @app.post("/predict")
@@ -261,6 +262,35 @@ def _kv(mapping: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"key": key, "value": value} for key, value in mapping.items()]
 
 
+COMPILED_TAGS = {
+    "serving_engine": "onnxruntime",
+    "compile_status": "compiled",
+    "compile_seconds": "3.210",
+    "parity_rows": "4050",
+    "parity_label_agreement": "1.000000",
+    "parity_max_probability_diff": "6.9e-07",
+    "crossover_rows": "2048",
+}
+ENGINE = {
+    "serving": "onnxruntime+scikit-learn",
+    "compile_status": "compiled",
+    "reason": "ONNX Runtime serves calls of fewer than 2048 rows, scikit-learn larger ones",
+    "compiled_below_rows": 2048,
+    "compile_seconds": 3.21,
+    "parity": {
+        "rows": 4050,
+        "label_agreement": 1.0,
+        "max_probability_diff": 6.9e-07,
+        "label_agreement_min": 0.999,
+        "probability_tolerance": 0.0001,
+        "passed": True,
+    },
+    "method": "skl2onnx, scaler folded into integer split thresholds",
+    "versions": {"onnxruntime": "1.31.1"},
+}
+"""What /models answers for a compiled version (inference/routes/models.py)."""
+
+
 def mlflow_run(run_id: str, name: str, metrics: dict[str, float], tags: dict[str, str]) -> dict[str, Any]:
     return {
         "info": {
@@ -303,6 +333,7 @@ def sample_registry(state: MlflowState) -> None:
                         "champion_macro_f1": champion_f1,
                         "gate_decision": decision,
                         "eval_set_version": "1",
+                        **(COMPILED_TAGS if version == "2" else {}),
                     }
                 ),
             }

@@ -263,6 +263,11 @@ def test_models_lists_versions_aliases_gate_and_candidates(fake: FakeStack, user
     assert list(versions["gate decision"]) == ["kept", "first"]
     assert list(versions["aliases"]) == ["challenger", "champion"]
     assert versions["MLflow"][0].endswith("/#/models/covertype/versions/2")
+    assert list(versions["engine"]) == ["onnxruntime", "scikit-learn"]
+    assert versions["label parity"][0] == 1.0 and versions["crossover rows"][0] == "2048"
+    served = " ".join(m.value for m in at.markdown)
+    assert "served by **onnxruntime+scikit-learn** (ONNX Runtime below 2048 rows per call" in served
+    assert "labels 100.0000%" in served
 
     at.selectbox(key="models_version").set_value("2").run()
     no_exception(at)

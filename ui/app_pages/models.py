@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from ancora.clients.health import MLFLOW
+from ancora.clients.inference import InferenceError
 from ancora.ui import views
 from ancora.ui.users import Page
-from ancora.ui.widgets import calling, mlflow_client, require_page, settings
+from ancora.ui.widgets import calling, inference_client, mlflow_client, require_page, settings
 
 require_page(Page.MODELS)
 current = settings()
@@ -31,6 +32,15 @@ columns = st.columns(max(len(aliases), 1))
 for column, (alias, version) in zip(columns, sorted(aliases.items()), strict=False):
     column.metric(f"@{alias}", f"v{version}")
 
+try:
+    with inference_client() as inference:
+        served = views.served_engine(inference.models())
+except InferenceError as problem:
+    served = None
+    st.caption(f"The inference API did not say which engine serves: {problem}")
+if served:
+    st.markdown(f"Inference API: {served}.")
+
 st.subheader("Versions")
 table = views.versions_frame(versions, public)
 st.dataframe(
@@ -40,6 +50,9 @@ st.dataframe(
         "MLflow": st.column_config.LinkColumn("MLflow", display_text="open"),
         "macro F1 (eval set)": st.column_config.NumberColumn(format="%.4f"),
         "champion macro F1 then": st.column_config.NumberColumn(format="%.4f"),
+        "label parity": st.column_config.NumberColumn(format="%.4f"),
+        "max prob. diff": st.column_config.NumberColumn(format="%.1e"),
+        "compile s": st.column_config.NumberColumn(format="%.1f"),
     },
 )
 

@@ -148,6 +148,7 @@ def load_champion(settings: Settings) -> ServedModel:
     configure_mlflow_http(settings)
     registry = ModelRegistry(settings)
     registry.n_jobs = settings.dispatch_n_jobs
+    registry.call_rows = settings.dispatch_batch_rows
     try:
         return registry.load(registry.current_version())
     except ChampionMissing as error:

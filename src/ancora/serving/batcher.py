@@ -22,7 +22,7 @@ import pandas as pd
 
 from ancora.schema import FEATURE_NAMES, NUMERIC_FEATURES
 from ancora.serving.registry import ServedModel
-from ancora.serving.rows import FeatureColumns, FeatureValues, frame_from_columns
+from ancora.serving.rows import FeatureColumns, FeatureValues
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ class MicroBatcher:
         predict: Predict | None = None,
         max_wait_seconds: float = 0.0,
         concurrency: int = 1,
+        compiled_in_process: bool = False,
     ) -> None:
         self.max_rows = max_rows
+        self.compiled_in_process = compiled_in_process
         self.max_wait_seconds = max_wait_seconds
         self.concurrency = concurrency
         self._on_batch = on_batch
@@ -149,7 +151,9 @@ class MicroBatcher:
         batch.append(first)
         self._queued_rows -= len(first.rows)
         rows = self._take_queued(batch, len(first.rows))
-        if self.max_wait_seconds <= 0:
+        if self.max_wait_seconds <= 0 or first.model.compiled is not None:
+            # A compiled model's call costs about the same per row for 1 row as for 32, so waiting for
+            # more rows saves nothing; measured, it only added latency (docs/inference.md, Throughput).
             return
         loop = asyncio.get_running_loop()
         deadline = self._last_end + min(self.max_wait_seconds, self._last_seconds / 2)
@@ -207,7 +211,17 @@ class MicroBatcher:
                 start = stop
 
     def _predict_parts(self, model: ServedModel, parts: list[Rows]) -> Probabilities:
-        return self._predict_columns(model, batch_columns(parts))
+        columns = batch_columns(parts)
+        compiled = model.compiled
+        if (
+            self.compiled_in_process
+            and compiled is not None
+            and compiled.takes(len(columns[FEATURE_NAMES[0]]))
+        ):
+            # ONNX Runtime releases the GIL: here, the hop to the worker process (pickling, two socket
+            # messages, the child's wake-up) would cost more than the call itself.
+            return compiled.predict_proba(columns)
+        return self._predict_columns(model, columns)
 
 
 def _shut_down(batch: list[_Pending]) -> None:
@@ -217,7 +231,7 @@ def _shut_down(batch: list[_Pending]) -> None:
 
 
 def predict_in_thread(model: ServedModel, columns: Columns) -> Probabilities:
-    return model.predict_proba(frame_from_columns(columns))
+    return model.predict_proba_columns(columns)
 
 
 def batch_columns(parts: Sequence[Rows]) -> Columns:

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,16 @@ import pandas as pd
 
 from ancora.config import Settings
 from ancora.schema import COVER_TYPE_NAMES, FEATURES, NUMERIC
+from ancora.serving.engines import (
+    ENGINE_ONNXRUNTIME,
+    ENGINE_SKLEARN,
+    NOT_COMPILED,
+    CompiledPipeline,
+    CompileReport,
+    frame_columns,
+    predict_columns,
+    read_compiled,
+)
 from ancora.serving.rows import features_frame
 
 log = logging.getLogger(__name__)
@@ -62,14 +73,28 @@ class ServedModel:
     path: Path
     load_seconds: float = 0.0
     """Download, deserialization and smoke test; a swap lags the alias by at most poll interval + this."""
+    compiled: CompiledPipeline | None = None
+    """The version's compiled engine when it passed parity and runs here; None: scikit-learn serves."""
+    compile_report: CompileReport = NOT_COMPILED
     class_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         names = tuple(COVER_TYPE_NAMES.get(label, str(label)) for label in self.classes)
         object.__setattr__(self, "class_names", names)
 
+    def engine_for(self, rows: int) -> str:
+        """The engine a call of ``rows`` rows runs on."""
+        return (
+            ENGINE_ONNXRUNTIME if self.compiled is not None and self.compiled.takes(rows) else ENGINE_SKLEARN
+        )
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+        if self.compiled is not None and self.compiled.takes(len(frame)):
+            return self.compiled.predict_proba(frame_columns(frame))
         return np.asarray(self.estimator.predict_proba(frame), dtype=np.float64)
+
+    def predict_proba_columns(self, columns: Mapping[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+        return predict_columns(self.estimator, self.compiled, columns)
 
 
 def configure_mlflow_http(settings: Settings) -> None:
@@ -103,6 +128,10 @@ class ModelRegistry:
         self.registry_uri = settings.resolved_mlflow_tracking_uri
         self.cache_dir = settings.resolved_model_cache_dir
         self.n_jobs = settings.serving_n_jobs
+        self.use_compiled = settings.serving_compiled
+        self.call_rows: int | None = None
+        """Rows of a typical call, when every call is about that size (a dispatch's batches): a version
+        whose crossover is at or below it is not worth an ONNX Runtime session."""
         self._client = MlflowClient(tracking_uri=self.registry_uri, registry_uri=self.registry_uri)
 
     def current_version(self) -> VersionRef:
@@ -145,13 +174,48 @@ class ModelRegistry:
             loaded_at=datetime.now(UTC),
             path=path,
         )
+        smoke = features_frame([contract_row()])
         try:
-            model.predict_proba(features_frame([contract_row()]))
+            expected = model.predict_proba(smoke)
         except Exception as error:
             raise ModelLoadFailed(
                 f"{ref.name} version {ref.version} cannot predict a contract row: {error}"
             ) from error
-        return replace(model, load_seconds=time.perf_counter() - started)
+        compiled, report = self._compiled(ref, path, smoke, expected)
+        return replace(
+            model, compiled=compiled, compile_report=report, load_seconds=time.perf_counter() - started
+        )
+
+    def _compiled(
+        self, ref: VersionRef, path: Path, smoke: pd.DataFrame, expected: np.ndarray[Any, Any]
+    ) -> tuple[CompiledPipeline | None, CompileReport]:
+        """The version's compiled engine if it passed parity at registration and runs here too.
+
+        Anything wrong with it (no ONNX Runtime in this image, a broken artifact, a different answer on
+        the contract row) leaves the version to scikit-learn, with the reason in ``/models``.
+        """
+        compiled, report = read_compiled(path, self.n_jobs)
+        if compiled is None:
+            return None, report
+        if not self.use_compiled:
+            return None, replace(
+                report, reason="compiled engine switched off (ANCORA_SERVING_COMPILED=false)"
+            )
+        crossover = report.crossover_rows
+        if self.call_rows is not None and crossover is not None and self.call_rows >= crossover:
+            reason = f"calls of {self.call_rows} rows are above the crossover ({crossover}): scikit-learn"
+            return None, replace(report, reason=reason)
+        try:
+            answer = compiled.predict_proba(frame_columns(smoke))
+        except Exception as error:
+            reason = f"the compiled model does not run here: {type(error).__name__}: {error}"
+            log.warning("%s version %s: %s", ref.name, ref.version, reason)
+            return None, replace(report, status="failed", reason=reason)
+        if answer.shape != expected.shape or not np.allclose(answer, expected, atol=report_tolerance(report)):
+            reason = "the compiled model answers the contract row differently from scikit-learn"
+            log.warning("%s version %s: %s", ref.name, ref.version, reason)
+            return None, replace(report, status="parity_failed", reason=reason)
+        return compiled, report
 
     def _cached_artifacts(self, ref: VersionRef) -> Path:
         digest = hashlib.sha256(ref.source.encode()).hexdigest()[:12]
@@ -177,6 +241,10 @@ class ModelRegistry:
             shutil.rmtree(staging, ignore_errors=True)
         log.info("cached %s version %s in %s", ref.name, ref.version, target)
         return target
+
+
+def report_tolerance(report: CompileReport) -> float:
+    return report.parity.probability_tolerance if report.parity is not None else 0.0
 
 
 def load_estimator(path: Path | str, n_jobs: int) -> Any:

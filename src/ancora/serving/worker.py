@@ -5,8 +5,10 @@ sklearn's per-call configuration and warnings bookkeeping around each), so run i
 process it starves the event loop that parses the next requests and writes the answers: the two
 shared one core. The child gets each served version from the parent as a pickle of the estimator the
 watcher loaded and smoke-tested (under a second for a 170 MB forest, where loading the skops artifact
-again would import MLflow and take ten times longer), keeps the latest two, and answers one call at a
-time. Rows travel as one NumPy array per column (tens of microseconds to pickle for a micro-batch).
+again would import MLflow and take ten times longer) with its compiled form (ONNX bytes: the child
+builds its own session and picks the engine per call size, see ``ancora.serving.engines``), keeps the
+latest two, and answers one call at a time. Rows travel as one NumPy array per column (tens of
+microseconds to pickle for a micro-batch).
 
 The parent talks to it over a socket pair with ``multiprocessing.connection`` framing; the child is a
 plain ``python -m ancora.serving.worker``, so nothing of the parent's ``__main__`` is re-imported,
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ancora.serving.rows import frame_from_columns
+from ancora.serving.engines import predict_columns
 
 if TYPE_CHECKING:
     from ancora.serving.registry import ServedModel
@@ -102,7 +104,7 @@ class PredictWorker:
         raise AssertionError("unreachable")
 
     def _load(self, model: ServedModel) -> None:
-        estimator = pickle.dumps(model.estimator, protocol=pickle.HIGHEST_PROTOCOL)
+        estimator = pickle.dumps((model.estimator, model.compiled), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             status, payload = self._exchange(("load", model_key(model), estimator))
         except (EOFError, OSError) as error:
@@ -205,8 +207,8 @@ def serve(connection: Connection) -> None:
                     answer = ("missing", None)
                 else:
                     models.move_to_end(key)
-                    probabilities = models[key].predict_proba(frame_from_columns(columns))
-                    answer = ("ok", np.asarray(probabilities, dtype=np.float64))
+                    estimator, compiled = models[key]
+                    answer = ("ok", predict_columns(estimator, compiled, columns))
             else:
                 answer = ("error", f"unknown request {kind!r}")
         except Exception as error:
@@ -224,6 +226,14 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     connection = Connection(args.fd)
     import sklearn.ensemble  # noqa: F401  # warm up while the parent asks the registry
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    # HistGradientBoosting predicts with OpenMP threads; on a busy 2-core machine they spin against
+    # the API's event loop and each other (a 1-row call measured 0.8 s with 2 threads, 0.04 s with 1).
+    threadpool_limits(1, user_api="openmp")
+
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
 
     try:
         serve(connection)

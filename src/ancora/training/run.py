@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from ancora.config import Settings
 from ancora.store import open_raw_store, validated_rows_query
+from ancora.training.compile import compile_and_log, report_summary
 from ancora.training.data import RowSet, TrainingDataError, check_trainable, read_rows
 from ancora.training.evalset import EvaluationSet, ensure_evaluation_set, mark_trained_through
 from ancora.training.gate import GateDecision, current_champion_version, decide, promote_if_better
@@ -93,6 +94,8 @@ class TrainingOutcome:
     batches: list[int]
     code_version: str
     families: dict[str, FamilyResult] = field(default_factory=dict)
+    compiled: dict[str, Any] = field(default_factory=dict)
+    """Which engine serves the version, its parity figures, compile time and crossover."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,6 +274,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         best = best_of(best_per_family)
         best_run_id, model_uri = logged[best.spec.index]
         reloaded = load_pipeline(model_uri)
+        compiled = compile_and_log(reloaded, model_uri, evaluation.features, settings)
         challenger, challenger_predictions = score(reloaded, evaluation.features, evaluation.labels)
         champion_version, champion = _score_champion(client, model_name, evaluation)
         gate = decide(
@@ -292,7 +296,16 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         mlflow.set_tags({"ancora.gate.decision": gate.decision, "ancora.gate.reason": gate.reason})
 
         version = _register(
-            client, model_name, model_uri, best, best_run_id, parent_id, gate, eval_set, request
+            client,
+            model_name,
+            model_uri,
+            best,
+            best_run_id,
+            parent_id,
+            gate,
+            eval_set,
+            request,
+            compiled.tags(),
         )
         promote_if_better(client, model_name, version, gate)
         mlflow.set_tags({"ancora.registered_version": version, "ancora.best_family": best.spec.family})
@@ -317,6 +330,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         batches=training.batches,
         code_version=version_of_code,
         families=families,
+        compiled=dict(report_summary(compiled.report)),
     )
     log.info("registered %s v%s: %s", model_name, version, gate.reason)
     return outcome
@@ -332,6 +346,7 @@ def _register(
     gate: GateDecision,
     eval_set: EvaluationSet,
     request: TrainingRequest,
+    compile_tags: dict[str, str],
 ) -> str:
     """A new version of the registered model, created only after its artifacts loaded back and scored."""
     try:
@@ -349,6 +364,7 @@ def _register(
         "macro_f1": f"{gate.challenger_macro_f1:.6f}",
         "champion_macro_f1": "" if gate.champion_macro_f1 is None else f"{gate.champion_macro_f1:.6f}",
         "gate_decision": gate.decision,
+        **compile_tags,
     }
     model_version = client.create_model_version(
         name=model_name,

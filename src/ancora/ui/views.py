@@ -159,6 +159,11 @@ def versions_frame(versions: Sequence[ModelVersion], mlflow_public_url: str) -> 
             "champion macro F1 then": _float(v.tags.get("champion_macro_f1")),
             "gate decision": v.tags.get("gate_decision", ""),
             "eval set": v.tags.get("eval_set_version", ""),
+            "engine": v.tags.get("serving_engine", "scikit-learn"),
+            "label parity": _float(v.tags.get("parity_label_agreement")),
+            "max prob. diff": _float(v.tags.get("parity_max_probability_diff")),
+            "crossover rows": v.tags.get("crossover_rows", ""),
+            "compile s": _float(v.tags.get("compile_seconds")),
             "registered": shown_time(v.created_ms),
             "status": v.status,
             "MLflow": f"{mlflow_public_url.rstrip('/')}/#/models/{v.name}/versions/{v.version}",
@@ -166,6 +171,26 @@ def versions_frame(versions: Sequence[ModelVersion], mlflow_public_url: str) -> 
         for v in versions
     ]
     return pd.DataFrame(rows)
+
+
+def served_engine(models: Mapping[str, Any]) -> str | None:
+    """One line on the engine the inference API serves with (its ``/models`` answer), or None."""
+    engine = models.get("engine")
+    if models.get("status") != "serving" or not isinstance(engine, Mapping):
+        return None
+    line = f"v{models.get('version')} is served by **{engine.get('serving')}**"
+    below = engine.get("compiled_below_rows")
+    if engine.get("serving") == "onnxruntime+scikit-learn" and below:
+        line += f" (ONNX Runtime below {below} rows per call, scikit-learn from there)"
+    parity = engine.get("parity")
+    if isinstance(parity, Mapping):
+        line += (
+            f"; parity on {parity.get('rows')} rows: labels {float(parity.get('label_agreement', 0)):.4%}, "
+            f"probabilities within {float(parity.get('max_probability_diff', 0)):.1e}"
+        )
+    if engine.get("serving") == "scikit-learn":
+        line += f". {engine.get('reason', '')}"
+    return line
 
 
 CANDIDATE_METRICS = (
