@@ -18,6 +18,13 @@ from ancora.validation import QuarantinedRow, ValidationReport, ValidRow, valida
 log = logging.getLogger(__name__)
 
 
+EMPTY_SLICE_GROUP = 10
+EMPTY_SLICE_HINT = (
+    " (the course's reference server fails every request of group 10 this way: it samples the slice"
+    " after the last one, which is empty; see docs/data_api.md)"
+)
+
+
 class DataApiError(RuntimeError):
     """The data API could not be used this time (timeout, refused, 5xx, unreadable body): retry later."""
 
@@ -96,7 +103,8 @@ def fetch_batch(
             return FetchedBatch(group_number=group_number, batch_number=None, exhausted=True, detail=detail)
         raise DataApiRejected(f"data API rejected group_number={group_number}: {detail}")
     if response.status_code >= 500:
-        raise DataApiError(f"data API answered HTTP {response.status_code}: {error_detail(response)}")
+        hint = EMPTY_SLICE_HINT if group_number == EMPTY_SLICE_GROUP else ""
+        raise DataApiError(f"data API answered HTTP {response.status_code}: {error_detail(response)}{hint}")
     if response.status_code != 200:
         raise DataApiRejected(f"data API answered HTTP {response.status_code}: {error_detail(response)}")
     try:

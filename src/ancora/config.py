@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     simulator_seed: int | None = Field(
         default=None, description="Seed of the simulator's sampling; unset for a fresh random sample."
     )
+    simulator_mode: Literal["reference", "intended"] = Field(
+        default="reference",
+        description="Which rows the simulator serves: reference (as the course's server really does: every "
+        "batch samples the group's one slice, group 10 answers HTTP 500) or intended (batch B samples the "
+        "B-th slice, fresh rows every batch).",
+    )
 
     airflow_port: int = Field(default=8080, description="Port of the Airflow API server and UI.")
     airflow_parallelism: int = Field(
