@@ -43,6 +43,7 @@ def collect(
                 "batch": result.batch,
                 "received": result.received,
                 "inserted": result.inserted,
+                "new_contents": result.new_contents,
                 "duplicates": result.duplicates,
                 "quarantined": result.quarantined,
                 "exhausted": result.exhausted,
@@ -55,7 +56,7 @@ def collect(
 def stats(
     group: int | None = typer.Option(None, help="Only this group; default: all groups."),
 ) -> None:
-    """Print rows per batch, total rows and quarantined rows as JSON."""
+    """Print stored rows per batch, distinct contents (new ones per batch) and quarantined rows as JSON."""
     typer.echo(json.dumps(open_store().stats(group).as_dict()))
 
 
