@@ -106,10 +106,14 @@ class Settings(BaseSettings):
     )
     train_seed: int = Field(default=42, description="Seed of every split, search and estimator in training.")
     train_min_rows: int = Field(
-        default=500, ge=10, description="Training refuses to start with fewer validated rows than this."
+        default=500,
+        ge=10,
+        description="Training refuses to start with fewer distinct validated rows (contents) than this.",
     )
     train_min_class_rows: int = Field(
-        default=5, ge=3, description="Rows every class needs so the splits can be stratified."
+        default=5,
+        ge=3,
+        description="Distinct rows a class needs to be stratified; a thinner class is left out of the run.",
     )
     train_validation_fraction: float = Field(
         default=0.2, gt=0, lt=0.5, description="Share of training rows held out to pick the best candidate."

@@ -61,7 +61,8 @@ def test_a_run_is_tracked_registered_and_served_by_alias(
     assert (outcome.version, outcome.decision, outcome.champion) == ("1", "first", None)
     assert aliases(client, name) == {"champion": "1", "challenger": "1"}
     assert set(outcome.families) == {"logistic_regression", "random_forest", "hist_gradient_boosting"}
-    assert outcome.rows == 1500 and outcome.training_rows + outcome.evaluation_rows == 1500
+    assert outcome.stored_rows == outcome.distinct_contents == 1500
+    assert outcome.training_rows + outcome.evaluation_rows == 1500
 
     parent = client.get_run(outcome.run_id)
     assert parent.data.tags["ancora.batches"] == "1,2,3"
@@ -168,7 +169,7 @@ def test_the_gate_moves_champion_only_for_a_clear_improvement(
 def test_too_little_data_registers_nothing(training_settings: Settings, csv_rows: list[list[str]]) -> None:
     settings = training_settings
     fill(settings, csv_rows[:150])
-    with pytest.raises(TrainingDataError, match="only 150 validated rows"):
+    with pytest.raises(TrainingDataError, match="only 150 distinct validated rows"):
         train(settings, ["logistic_regression"])
     client = MlflowClient(settings.resolved_mlflow_tracking_uri)
     assert client.search_registered_models(filter_string=f"name = '{settings.registered_model_name}'") == []
@@ -229,7 +230,7 @@ def test_cli_exit_codes_say_whether_a_retry_can_help(
     fill(training_settings, csv_rows[:100])
     few = cli(training_settings)
     assert few.returncode == 2
-    assert "only 100 validated rows" in few.stderr and "nothing was registered" in few.stderr
+    assert "only 100 distinct validated rows" in few.stderr and "nothing was registered" in few.stderr
 
     down = cli(training_settings, ANCORA_MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 3
