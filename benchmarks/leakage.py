@@ -49,6 +49,20 @@ RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "covertype" / "covertype.csv"
 ROTATION_SECONDS = 300.0
 START = 1_700_000_000.0
+REPORTED = (
+    "version",
+    "best_family",
+    "eval_set_version",
+    "eval_set_reason",
+    "rows",
+    "stored_rows",
+    "distinct_contents",
+    "training_rows",
+    "evaluation_rows",
+    "left_out_classes",
+    "reason",
+)
+"""What the run's own result line says, as far as the version of the code reports it."""
 
 
 class MovableClock:
@@ -160,6 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pool = never_collected(dataset, collected.pop("served_positions"))
             holdouts = sample_holdouts(pool, seed=args.seed)
             holdout = score_model(outcome.model_uri, holdouts)
+            summary = outcome.summary()
     return {
         "label": args.label,
         "code": settings.code_version,
@@ -173,14 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "search_budget": settings.train_search_budget,
         },
         "collected": collected,
-        "trained": {
-            "registered_version": outcome.version,
-            "best_family": outcome.best_family,
-            "eval_set_version": outcome.eval_set_version,
-            "reported_rows": outcome.rows,
-            "reported_training_rows": outcome.training_rows,
-            "reported_evaluation_rows": outcome.evaluation_rows,
-        },
+        "trained": {key: summary[key] for key in REPORTED if key in summary},
         "leakage": leakage,
         "gate_macro_f1": round(outcome.challenger["macro_f1"], 4),
         "holdout_macro_f1": holdout["natural"]["macro_f1"],
