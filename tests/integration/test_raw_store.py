@@ -58,6 +58,17 @@ def test_schema_has_typed_columns_and_the_dedup_key(store: RawRowStore) -> None:
         assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head
 
 
+def test_the_migrations_build_exactly_the_declared_tables(store: RawRowStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ancora.store.tables import metadata
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+
 def test_overlapping_samples_and_retries_store_each_row_once(store: RawRowStore) -> None:
     first = validate_rows([variant(2000), variant(2001), variant(2002)])
     written = store.write_batch(
