@@ -60,6 +60,19 @@ def stats(
     typer.echo(json.dumps(open_store().stats(group).as_dict()))
 
 
+@data_app.command("check")
+def check(
+    group: int | None = typer.Option(None, help="Only this group; default: all groups."),
+) -> None:
+    """Data tests on the stored rows: contract, content hashes, frozen evaluation sets; 1 on a problem."""
+    from ancora.store.checks import check_stored_rows
+
+    report = check_stored_rows(open_store().engine, group)
+    typer.echo(json.dumps(report.as_dict()))
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 @db_app.command("upgrade")
 def upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply the Alembic migrations of the raw-data store."""

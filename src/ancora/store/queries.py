@@ -11,11 +11,16 @@ from ancora.schema import COLUMN_NAMES, LABEL_NAME
 from ancora.store.tables import evaluation_set_contents, raw_rows
 
 
-def first_copies(group_number: int, through_row_id: int | None = None) -> Select[Any]:
-    """The id of the first stored copy of every content of a group (up to ``through_row_id``)."""
+def first_copies(
+    group_number: int, through_row_id: int | None = None, contents: Select[Any] | None = None
+) -> Select[Any]:
+    """The id of the first stored copy of every content of a group (up to ``through_row_id``), or of
+    the contents `contents` selects."""
     query = select(func.min(raw_rows.c.id)).where(raw_rows.c.group_number == group_number)
     if through_row_id is not None:
         query = query.where(raw_rows.c.id <= through_row_id)
+    if contents is not None:
+        query = query.where(raw_rows.c.content_hash.in_(contents))
     return query.group_by(raw_rows.c.content_hash)
 
 
@@ -45,18 +50,22 @@ def validated_rows_query(
     query = select(*columns).where(raw_rows.c.group_number == group_number).order_by(raw_rows.c.id)
     if through_row_id is not None:
         query = query.where(raw_rows.c.id <= through_row_id)
+    members = None
+    if only_evaluation_set is not None:
+        members = select(evaluation_set_contents.c.content_hash).where(
+            evaluation_set_contents.c.evaluation_set_id == only_evaluation_set
+        )
     if distinct_contents:
-        query = query.where(raw_rows.c.id.in_(first_copies(group_number, through_row_id)))
+        # The content filter goes inside, so the outer query is a plain id lookup: SQLite plans a
+        # content filter next to it as a nested loop over both lists.
+        query = query.where(raw_rows.c.id.in_(first_copies(group_number, through_row_id, members)))
+    elif members is not None:
+        query = query.where(raw_rows.c.content_hash.in_(members))
     if excluding_evaluation_sets_through is not None:
         held_out = select(evaluation_set_contents.c.content_hash).where(
             evaluation_set_contents.c.evaluation_set_id <= excluding_evaluation_sets_through
         )
         query = query.where(raw_rows.c.content_hash.not_in(held_out))
-    if only_evaluation_set is not None:
-        members = select(evaluation_set_contents.c.content_hash).where(
-            evaluation_set_contents.c.evaluation_set_id == only_evaluation_set
-        )
-        query = query.where(raw_rows.c.content_hash.in_(members))
     if excluding_classes:
         query = query.where(raw_rows.c[LABEL_NAME].not_in(sorted(excluding_classes)))
     return query
