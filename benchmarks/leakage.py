@@ -43,6 +43,7 @@ from ancora.training.run import TrainingRequest, train_and_register
 from benchmarks.holdout import never_collected, read_dataset, sample_holdouts, score_model
 from benchmarks.machine import describe_machine
 from data_api.app import create_app
+from tests.support.lineage import contents_of, logged_queries
 from tests.support.mlflow_server import running_mlflow_server
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
@@ -107,21 +108,11 @@ def collect(settings: Settings, clock: MovableClock, batches: int, collects_per_
     }
 
 
-def lineage_rows(store_url: str, query: str) -> list[str]:
-    """Content hashes of the rows a logged dataset query returns, re-run on the store."""
-    engine = sa.create_engine(store_url)
-    with engine.connect() as connection:
-        return [str(row.content_hash) for row in connection.execute(sa.text(query))]
-
-
 def overlap(client: MlflowClient, run_id: str, store_url: str) -> dict[str, Any]:
     """Evaluation rows whose content is among the contents training read, from the run's own lineage."""
-    queries: dict[str, str] = {}
-    for entry in client.get_run(run_id).inputs.dataset_inputs:
-        context = next(t.value for t in entry.tags if t.key == "mlflow.data.context")
-        queries[context] = json.loads(entry.dataset.source)["query"]
-    training = lineage_rows(store_url, queries["training"])
-    evaluation = lineage_rows(store_url, queries["evaluation"])
+    queries = logged_queries(client, run_id)
+    training = contents_of(store_url, queries["training"])
+    evaluation = contents_of(store_url, queries["evaluation"])
     trained_contents = set(training)
     leaked_rows = sum(content in trained_contents for content in evaluation)
     leaked_contents = set(evaluation) & trained_contents
