@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 
@@ -52,8 +53,11 @@ def sample_holdouts(pool: pd.DataFrame, seed: int, size: int = DEFAULT_SIZE) -> 
     return {"natural": natural.sort_index(), "balanced": pd.concat(balanced).sort_index()}
 
 
-def score_model(model_uri: str, holdouts: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
+def score_model(
+    model_uri: str, holdouts: dict[str, pd.DataFrame], tracking_uri: str
+) -> dict[str, dict[str, Any]]:
     """Macro F1 and accuracy of a registered model on each holdout."""
+    mlflow.set_tracking_uri(tracking_uri)
     pipeline = load_pipeline(model_uri)
     scores: dict[str, dict[str, Any]] = {}
     for name, frame in holdouts.items():

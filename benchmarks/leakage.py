@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dataset = read_dataset(DATA)
             pool = never_collected(dataset, collected.pop("served_positions"))
             holdouts = sample_holdouts(pool, seed=args.seed)
-            holdout = score_model(outcome.model_uri, holdouts)
+            holdout = score_model(outcome.model_uri, holdouts, tracking_uri)
             summary = outcome.summary()
     return {
         "label": args.label,

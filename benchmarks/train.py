@@ -105,7 +105,7 @@ def run() -> dict[str, Any]:
                 raise RuntimeError(f"ancora train failed:\n{stderr[-4000:]}")
             result = json.loads(stdout.strip().splitlines()[-1])
             parent = MlflowClient(tracking_uri).get_run(result["run_id"])
-            holdout = score_model(result["model_uri"], holdouts)
+            holdout = score_model(result["model_uri"], holdouts, tracking_uri)
             metrics = parent.data.metrics
             families = {
                 family: {
