@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ RAW_ROW_COLUMNS = ("content_hash", *COLUMN_NAMES)
 QUARANTINE_COLUMNS = ("content_hash", "raw", "reason")
 LOOKUP_CHUNK = 1000
 """Content hashes per ``IN (...)`` lookup."""
+HEX_LIST = re.compile(r"'[0-9a-f]{32}'(?:,'[0-9a-f]{32}')*")
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class RawRowStore:
             (digest, json.dumps(bad.raw, default=str), bad.reason)
             for digest, bad in unique_quarantined.items()
         ]
-        known = _stored_contents(connection, group_number, list(unique_valid))
+        known = _count_stored_contents(connection, group_number, list(unique_valid)) if unique_valid else 0
         inserted = bulk_insert(connection, raw_rows, RAW_ROW_COLUMNS, new_rows, batch)
         inserted_bad = bulk_insert(connection, quarantined_rows, QUARANTINE_COLUMNS, new_bad, batch)
         return BatchWrite(
@@ -156,7 +158,7 @@ class RawRowStore:
             duplicates=len(valid) - inserted,
             quarantined=inserted_bad,
             quarantine_duplicates=len(quarantined) - inserted_bad,
-            new_contents=len(unique_valid) - len(known),
+            new_contents=len(unique_valid) - known,
         )
 
     def log_collection(
@@ -259,18 +261,24 @@ class RawRowStore:
             return {digest for (digest,) in connection.execute(query)}
 
 
-def _stored_contents(connection: Connection, group_number: int, hashes: Sequence[str]) -> set[str]:
-    """Which of `hashes` the group has stored already, in any batch."""
-    known: set[str] = set()
+def _count_stored_contents(connection: Connection, group_number: int, hashes: Sequence[str]) -> int:
+    """How many of `hashes` (distinct) the group has stored already, in any batch.
+
+    One ``COUNT`` per 1,000 hashes, written as literals: the hashes are our own hex digests (checked
+    below), and binding 1,000 parameters or reading back the matching hashes cost more in Python than
+    the lookup costs the database (measured: 2.6 s of a 7.3 s ingest of 200,000 rows before).
+    """
+    known = 0
     for start in range(0, len(hashes), LOOKUP_CHUNK):
-        chunk = hashes[start : start + LOOKUP_CHUNK]
-        query = (
-            select(raw_rows.c.content_hash)
-            .distinct()
-            .where(raw_rows.c.group_number == group_number)
-            .where(raw_rows.c.content_hash.in_(chunk))
+        listed = ",".join(f"'{digest}'" for digest in hashes[start : start + LOOKUP_CHUNK])
+        if not HEX_LIST.fullmatch(listed):
+            raise ValueError("content hashes must be 32 lowercase hex digits")
+        known += int(
+            connection.exec_driver_sql(
+                "SELECT COUNT(DISTINCT content_hash) FROM raw_rows "  # noqa: S608 - checked hex literals
+                f"WHERE group_number = {int(group_number)} AND content_hash IN ({listed})"
+            ).scalar_one()
         )
-        known.update(str(digest) for (digest,) in connection.execute(query))
     return known
 
 
