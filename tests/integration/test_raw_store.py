@@ -52,7 +52,7 @@ def test_schema_has_typed_columns_and_the_dedup_key(store: RawRowStore) -> None:
     assert isinstance(columns["Soil_Type"], sa.String)
     assert isinstance(columns["collected_at"], sa.DateTime)
     uniques = [u["column_names"] for u in inspector.get_unique_constraints("raw_rows")]
-    assert ["group_number", "batch_number", "content_hash"] in uniques
+    assert ["group_number", "content_hash", "batch_number"] in uniques
     head = ScriptDirectory.from_config(alembic_config(str(store.engine.url))).get_current_head()
     with store.engine.connect() as connection:
         assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head

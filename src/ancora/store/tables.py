@@ -46,11 +46,12 @@ raw_rows = Table(
     Column(LABEL_NAME, SmallInteger, nullable=False),
     Column("collected_at", DateTime(timezone=True), nullable=False),
     Column("run_id", String(RUN_ID_LENGTH), nullable=False),
-    UniqueConstraint("group_number", "batch_number", "content_hash"),
-    Index(None, "group_number", "content_hash"),
+    UniqueConstraint("group_number", "content_hash", "batch_number"),
 )
-"""One row per (group, batch, content): the same content arrives in many batches of the reference server,
-so anything about *what* was collected (training, evaluation, "new data") goes by ``content_hash``."""
+"""One row per (group, content, batch): the same content arrives in many batches of the reference
+server, so anything about *what* was collected (training, evaluation, "new data") goes by
+``content_hash``, and the unique key leads with it so that one index serves the dedup and every
+lookup by content (migration 0003 reordered it)."""
 
 quarantined_rows = Table(
     "quarantined_rows",

@@ -44,9 +44,13 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_evaluation_set_contents_content_hash"), ["content_hash"], unique=False
         )
+    # The dedup key leads with the content, so the same index serves every lookup by content (the
+    # training reads, "is this content new") and the store keeps one random-order index, not two.
     with op.batch_alter_table("raw_rows", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_raw_rows_group_number_content_hash"), ["group_number", "content_hash"], unique=False
+        batch_op.drop_constraint("uq_raw_rows_group_number_batch_number_content_hash", type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_raw_rows_group_number_content_hash_batch_number"),
+            ["group_number", "content_hash", "batch_number"],
         )
     with op.batch_alter_table("evaluation_sets", schema=None) as batch_op:
         batch_op.add_column(
@@ -78,7 +82,11 @@ def downgrade() -> None:
     with op.batch_alter_table("evaluation_sets", schema=None) as batch_op:
         batch_op.drop_column("membership")
     with op.batch_alter_table("raw_rows", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_raw_rows_group_number_content_hash"))
+        batch_op.drop_constraint("uq_raw_rows_group_number_content_hash_batch_number", type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_raw_rows_group_number_batch_number_content_hash"),
+            ["group_number", "batch_number", "content_hash"],
+        )
     with op.batch_alter_table("evaluation_set_contents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_evaluation_set_contents_content_hash"))
     op.drop_table("evaluation_set_contents")
