@@ -22,6 +22,7 @@ from ancora.training.evalset import latest_evaluation_set
 from ancora.training.model_io import load_pipeline
 from ancora.training.run import TrainingOutcome, TrainingRequest, train_and_register
 from ancora.training.tracking import TrackingUnavailable
+from tests.support.legacy_store import legacy_deployment
 from tests.support.simulator import free_port
 from tests.support.training_data import read_csv_rows, store_rows
 
@@ -237,3 +238,27 @@ def test_cli_exit_codes_say_whether_a_retry_can_help(
     assert "unreachable" in down.stderr
     assert down.stdout == ""
     get_settings.cache_clear()
+
+
+def test_the_first_run_after_migration_0003_says_the_gate_scored_on_a_replacement(
+    training_settings: Settings, csv_rows: list[list[str]]
+) -> None:
+    """An existing deployment: its evaluation set holds row ids whose contents leaked into training."""
+    settings = training_settings.model_copy(update={"train_min_class_rows": 3})
+    legacy_deployment(settings.resolved_data_db_url, csv_rows[:700])
+    fill(settings, csv_rows[700:900], first_batch=3)
+
+    outcome = train(settings, ["logistic_regression"])
+
+    assert outcome.eval_set_version == 2
+    assert outcome.eval_set_reason.startswith("replaces v1, drawn by row id before migration 0003: 60 of")
+    assert "scored on evaluation set v2, drawn by this run: replaces v1, drawn by row id" in outcome.reason
+    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    version = client.get_model_version(settings.registered_model_name, outcome.version)
+    assert "replaces v1, drawn by row id before migration 0003" in version.description
+    parent = client.get_run(outcome.run_id)
+    assert "replaces v1" in parent.data.tags["ancora.gate.reason"]
+    assert parent.data.metrics["stored_rows"] == 1100 and parent.data.metrics["distinct_contents"] == 800
+
+    again = train(settings, ["logistic_regression"])
+    assert again.eval_set_version == 2 and "drawn by this run" not in again.reason
