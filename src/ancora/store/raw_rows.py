@@ -122,7 +122,7 @@ class RawRowStore:
                 new_contents=written.new_contents,
             )
             if clear_staging:
-                connection.execute(delete(collection_staging).where(collection_staging.c.run_id == run_id))
+                _clear_staging(connection, run_id)
         return written
 
     def _write(
@@ -189,7 +189,7 @@ class RawRowStore:
                 new_contents=new_contents,
             )
             if clear_staging:
-                connection.execute(delete(collection_staging).where(collection_staging.c.run_id == run_id))
+                _clear_staging(connection, run_id)
 
     @staticmethod
     def _log(connection: Connection, **values: Any) -> None:
@@ -259,6 +259,11 @@ class RawRowStore:
             query = query.where(raw_rows.c.batch_number.in_(list(batch_numbers)))
         with self.engine.connect() as connection:
             return {digest for (digest,) in connection.execute(query)}
+
+
+def _clear_staging(connection: Connection, run_id: str) -> None:
+    """The run's staged input goes in the transaction that stores it (see ancora.store.staging)."""
+    connection.execute(delete(collection_staging).where(collection_staging.c.run_id == run_id))
 
 
 def _count_stored_contents(connection: Connection, group_number: int, hashes: Sequence[str]) -> int:
