@@ -1,7 +1,9 @@
 """Freshness: from a new batch becoming available to a champion that has seen it answering `/predict`.
 
 The native stack is started exactly as `make up` starts it (free ports, a temporary state folder) with
-the simulator's rotation accelerated to seconds and the loop's accelerated settings
+the simulator in its `intended` mode (a fresh slice per batch: under the course server's `reference`
+behaviour later batches repeat stored rows and announce nothing), its rotation accelerated to seconds
+and the loop's accelerated settings
 (`tests.support.native_stack.ACCELERATED_LOOP`: collection back to back, one quick candidate per
 training, a 1 s alias poll). The real scheduler runs everything: nothing is triggered by hand.
 
@@ -153,7 +155,7 @@ def measure_cycles(raw: dict[str, Any], rotation: float, batches: int) -> list[d
         cycle: dict[str, Any] = {"batch": batch, "collect_wait": fetched - available}
         cycles.append(cycle)
         if event is None:
-            cycle["note"] = "no Asset event for this batch (no new rows stored)"
+            cycle["note"] = "no Asset event for this batch (no new contents stored)"
             continue
         event_at = epoch(event["timestamp"])
         assert event_at is not None
@@ -266,7 +268,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    overrides = {**ACCELERATED_LOOP, "ANCORA_SIMULATOR_ROTATION_SECONDS": str(args.rotation_seconds)}
+    # The intended mode on purpose: every batch brings fresh rows. Under the reference mode a batch
+    # after the first few repeats stored contents, announces nothing, and has no freshness to measure.
+    overrides = {
+        **ACCELERATED_LOOP,
+        "ANCORA_SIMULATOR_ROTATION_SECONDS": str(args.rotation_seconds),
+        "ANCORA_SIMULATOR_MODE": "intended",
+    }
     if args.observations:
         raw = json.loads(args.observations.read_text())
     else:

@@ -1,7 +1,7 @@
 """
 ### covertype_collect
 
-Pulls one sample of the current batch from the data API every five minutes and keeps what is new.
+Pulls one sample from the data API every five minutes and keeps what is new.
 
 * **fetch**: `GET /data?group_number=N` (URL and group from `ANCORA_DATA_API_URL` and
   `ANCORA_GROUP_NUMBER`). Timeouts, refused connections, HTTP 5xx and unreadable bodies fail the
@@ -11,8 +11,14 @@ Pulls one sample of the current batch from the data API every five minutes and k
   the reason and never stop the good rows.
 * **store**: rows are written once per (group, batch, content hash), so an overlapping sample or a
   retried task never duplicates anything.
-* **publish**: updates the Asset `ancora://raw/covertype` only when new rows were stored, which
-  schedules `covertype_train`.
+* **publish**: updates the Asset `ancora://raw/covertype` only when the run stored contents the
+  group had never stored (the course's server repeats the same rows in every batch), which schedules
+  `covertype_train`. It counts what the run stored, so a store attempt that committed and then died
+  still gets its event from the retry.
+
+Rows never travel through XCom: each task hands them on through the raw store's staging table, keyed
+by the run (not the attempt), and the store task removes them in the transaction that stores the
+rows. XCom carries counts only.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from ancora.assets import RAW_COVERTYPE_URI
 from ancora.config import get_settings
 
 raw_covertype = Asset(uri=RAW_COVERTYPE_URI, name="raw_covertype")
+
+
+def _run_id() -> str:
+    return str(get_current_context()["run_id"])
 
 
 @dag(
@@ -50,49 +60,50 @@ def covertype_collect() -> None:
     def fetch() -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from ancora.collection import DataApiRejected, fetch_batch
+        from ancora.collection import DataApiRejected, fetch_to_staging
+        from ancora.store import open_raw_store
 
         settings = get_settings()
+        store = open_raw_store(settings.resolved_data_db_url)
         try:
-            fetched = fetch_batch(
-                settings.data_api_url, settings.group_number, settings.data_api_timeout_seconds
+            return fetch_to_staging(
+                store,
+                settings.data_api_url,
+                settings.group_number,
+                settings.data_api_timeout_seconds,
+                _run_id(),
             )
         except DataApiRejected as problem:
             raise AirflowFailException(str(problem)) from problem
-        return fetched.to_dict()
 
     @task
     def validate(fetched: dict[str, Any]) -> dict[str, Any]:
-        from ancora.collection import FetchedBatch, report_to_dict, validate_batch
-
-        return report_to_dict(validate_batch(FetchedBatch.from_dict(fetched)))
-
-    @task
-    def store(fetched: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-        from ancora.collection import FetchedBatch, report_from_dict, store_batch
+        from ancora.collection import validate_staged
         from ancora.store import open_raw_store
 
-        run_id = str(get_current_context()["run_id"])
-        raw_store = open_raw_store(get_settings().resolved_data_db_url)
-        result = store_batch(raw_store, FetchedBatch.from_dict(fetched), report_from_dict(report), run_id)
-        return result.to_dict()
+        return validate_staged(open_raw_store(get_settings().resolved_data_db_url), _run_id())
+
+    @task
+    def store(validated: dict[str, Any]) -> dict[str, Any]:
+        from ancora.collection import store_staged
+        from ancora.store import open_raw_store
+
+        settings = get_settings()
+        raw_store = open_raw_store(settings.resolved_data_db_url)
+        return store_staged(raw_store, settings.group_number, _run_id()).to_dict()
 
     @task(outlets=[raw_covertype])
     def publish(result: dict[str, Any]) -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        if result["exhausted"]:
-            raise AirflowSkipException("all batches of the group are collected; nothing new to announce")
-        if result["inserted"] == 0:
-            raise AirflowSkipException(f"batch {result['batch']}: no new rows, no Asset event")
-        get_current_context()["outlet_events"][raw_covertype].extra = {
-            "group": result["group"],
-            "batch": result["batch"],
-            "inserted": result["inserted"],
-        }
+        from ancora.collection import announcement
 
-    fetched = fetch()
-    publish(store(fetched, validate(fetched)))
+        extra, reason = announcement(result)
+        if extra is None:
+            raise AirflowSkipException(reason)
+        get_current_context()["outlet_events"][raw_covertype].extra = extra
+
+    publish(store(validate(fetch())))
 
 
 covertype_collect()

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     simulator_seed: int | None = Field(
         default=None, description="Seed of the simulator's sampling; unset for a fresh random sample."
     )
+    simulator_mode: Literal["reference", "intended"] = Field(
+        default="reference",
+        description="Which rows the simulator serves: reference (as the course's server really does: every "
+        "batch samples the group's one slice, group 10 answers HTTP 500) or intended (batch B samples the "
+        "B-th slice, fresh rows every batch).",
+    )
 
     airflow_port: int = Field(default=8080, description="Port of the Airflow API server and UI.")
     airflow_parallelism: int = Field(
@@ -106,10 +112,14 @@ class Settings(BaseSettings):
     )
     train_seed: int = Field(default=42, description="Seed of every split, search and estimator in training.")
     train_min_rows: int = Field(
-        default=500, ge=10, description="Training refuses to start with fewer validated rows than this."
+        default=500,
+        ge=10,
+        description="Training refuses to start with fewer distinct validated rows (contents) than this.",
     )
     train_min_class_rows: int = Field(
-        default=5, ge=3, description="Rows every class needs so the splits can be stratified."
+        default=5,
+        ge=3,
+        description="Distinct rows a class needs to be stratified; a thinner class is left out of the run.",
     )
     train_validation_fraction: float = Field(
         default=0.2, gt=0, lt=0.5, description="Share of training rows held out to pick the best candidate."

@@ -3,10 +3,21 @@
 The reference server (MLOps PUJ, project 2) keeps per group ``[last_advance, batch_number]`` with the
 batch number starting at -1. A request first refuses a group whose batch number has reached the
 number of batches, then advances the batch when more than the rotation period has passed since the
-last advance (-1 jumps straight to 1), then answers a random tenth of the current batch. So batch 1
+last advance (-1 jumps straight to 1), then answers a random tenth of a slice of the data. So batch 1
 starts on the first request, the last batch is served by exactly one request, and every later
-request is refused until the group is restarted. The collector is written against these semantics,
-so the simulator copies them rather than tidying them up.
+request is refused until the group is restarted.
+
+Which slice a request samples is the one thing the two modes change:
+
+* ``reference`` (the default: what users of the course's server meet): the server slices by the
+  *group* number, so group N samples slice N (0-based) in every batch, the batch number is only a
+  counter, and the same rows come back again and again. The last group's slice lies past the end of
+  the data: ``random.sample`` raises, and the server answers a plain-text HTTP 500.
+* ``intended`` (what the reference's comments describe): batch B samples the B-th slice, so every
+  batch brings fresh rows.
+
+The collector is written against these semantics, so the simulator copies them rather than tidying
+them up.
 """
 
 from __future__ import annotations
@@ -46,6 +57,15 @@ EXHAUSTED_DETAIL = "Ya se recolectó toda la información minima necesaria"
 ROOT_BODY: dict[str, str] = {"Proyecto 2": "Extracción de datos, entrenamiento de modelos."}
 """What the reference answers on ``GET /``."""
 
+REFERENCE = "reference"
+"""Slice by group number, as the course's server really does (see the module docstring)."""
+INTENDED = "intended"
+"""Slice by batch number, as the course's server's comments intend."""
+MODES = (REFERENCE, INTENDED)
+
+INTERNAL_ERROR_BODY = "Internal Server Error"
+"""Starlette's plain-text body for an unhandled exception: what the reference answers for an empty slice."""
+
 Clock = Callable[[], float]
 Row = list[str]
 
@@ -66,6 +86,10 @@ class InvalidGroupError(SimulatorError):
 class DataExhaustedError(SimulatorError):
     def __init__(self) -> None:
         super().__init__(EXHAUSTED_DETAIL)
+
+
+class EmptySliceError(Exception):
+    """The reference's ``random.sample`` of an empty slice raised: it answers HTTP 500, not a 400."""
 
 
 @dataclass
@@ -146,7 +170,11 @@ class BatchSimulator:
         store: StateStore,
         clock: Clock = time.time,
         seed: int | None = None,
+        mode: str = REFERENCE,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"simulator mode {mode!r} is not one of {', '.join(MODES)}")
+        self.mode = mode
         self.batches = batches
         self.rotation_seconds = rotation_seconds
         self.batch_size = len(rows) // batches
@@ -161,15 +189,17 @@ class BatchSimulator:
         self._rng = random.Random(seed)  # noqa: S311 - sampling, not security
         self._lock = threading.Lock()
         self._states = store.load()
+        self._unsaved = False
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.time) -> BatchSimulator:
         rows = load_rows(settings.simulator_dataset_path)
         log.info(
-            "serving %s rows of %s in %s batches; state in %s",
+            "serving %s rows of %s in %s batches (%s mode); state in %s",
             len(rows),
             settings.simulator_dataset_path,
             settings.simulator_batches,
+            settings.simulator_mode,
             settings.resolved_simulator_state_path,
         )
         return cls(
@@ -179,17 +209,34 @@ class BatchSimulator:
             store=StateStore(settings.resolved_simulator_state_path),
             clock=clock,
             seed=settings.simulator_seed,
+            mode=settings.simulator_mode,
         )
 
-    def batch_rows(self, batch_number: int) -> list[Row]:
-        """Batch B is the B-th consecutive slice; rows past ``batches * batch_size`` are never served."""
-        if not 1 <= batch_number <= self.batches:
-            raise ValueError(f"batch {batch_number} is outside 1..{self.batches}")
-        start = (batch_number - 1) * self.batch_size
+    def slice_rows(self, index: int) -> list[Row]:
+        """The ``index``-th consecutive slice (0-based); empty past the end, as Python slicing is."""
+        start = index * self.batch_size
         return self._rows[start : start + self.batch_size]
 
+    def batch_rows(self, batch_number: int) -> list[Row]:
+        """The intended mode's batch B: the B-th slice; rows past ``batches * batch_size`` never serve."""
+        if not 1 <= batch_number <= self.batches:
+            raise ValueError(f"batch {batch_number} is outside 1..{self.batches}")
+        return self.slice_rows(batch_number - 1)
+
+    def served_rows(self, group_number: int, batch_number: int) -> list[Row]:
+        """The rows a request of this group in this batch samples from, in the simulator's mode."""
+        if self.mode == REFERENCE:
+            return self.slice_rows(group_number)
+        return self.batch_rows(batch_number)
+
     def sample(self, group_number: int) -> Sample:
-        """Answer one ``GET /data``: refuse, maybe advance, then draw a tenth of the current batch."""
+        """Answer one ``GET /data``: refuse, maybe advance, then draw a tenth of the served slice.
+
+        The order is the reference's: the advance happens in memory before the draw, and the state is
+        written only after a draw that worked. So a group whose slice is empty (reference mode) keeps
+        advancing in memory although every request fails, and its advances reach the file only with
+        another group's next successful request, as they do in the reference.
+        """
         _check_group(group_number)
         with self._lock:
             state = self._states[group_number]
@@ -199,8 +246,17 @@ class BatchSimulator:
             if now - state.last_advance > self.rotation_seconds:
                 state.last_advance = now
                 state.batch_number += 2 if state.batch_number == NOT_STARTED else 1
+                self._unsaved = True
+            population = self.served_rows(group_number, state.batch_number)
+            if len(population) < self.sample_size:
+                raise EmptySliceError(
+                    f"group {group_number}: slice of {len(population)} rows, "
+                    f"cannot sample {self.sample_size} ({self.mode} mode)"
+                )
+            rows = self._rng.sample(population, self.sample_size)
+            if self._unsaved:
                 self._store.save(self._states)
-            rows = self._rng.sample(self.batch_rows(state.batch_number), self.sample_size)
+                self._unsaved = False
             return Sample(group_number, state.batch_number, rows)
 
     def restart(self, group_number: int) -> None:
@@ -209,6 +265,7 @@ class BatchSimulator:
         with self._lock:
             self._states[group_number] = GroupState()
             self._store.save(self._states)
+            self._unsaved = False
 
     def state(self, group_number: int) -> GroupState:
         _check_group(group_number)

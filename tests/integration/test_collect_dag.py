@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from ancora.assets import RAW_COVERTYPE_URI
 from ancora.config import get_settings
-from ancora.store import open_raw_store
+from ancora.store import RawRowStore, open_raw_store
+from ancora.store.tables import collection_staging
 from tests.support.scripted_api import Scripted, scripted_api
 from tests.support.simulator import running_simulator
 
@@ -29,6 +30,16 @@ def run_collect_dag() -> Any:
 
 def task_states(run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def xcom_values(run: Any) -> dict[str, Any]:
+    return {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+
+
+def staged_rows(store_url: str) -> int:
+    query = sa.select(sa.func.count()).select_from(collection_staging)
+    with open_raw_store(store_url).engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
 
 
 def asset_events_of(run: Any) -> list[dict[str, Any]]:
@@ -113,7 +124,7 @@ def test_bad_rows_are_quarantined_and_good_rows_of_the_same_response_stored(
     stats = open_raw_store(store_url).stats()
     assert stats.rows_per_batch == {4: 1}
     assert stats.quarantined_per_batch == {4: 3}
-    assert asset_events_of(run) == [{"group": 3, "batch": 4, "inserted": 1}]
+    assert asset_events_of(run) == [{"group": 3, "batch": 4, "inserted": 1, "new_contents": 1}]
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -129,3 +140,75 @@ def test_a_server_error_fails_the_attempt_and_the_retry_stores_once(
     fetch_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "fetch")
     assert fetch_ti.try_number == 2
     assert open_raw_store(store_url).stats().total_rows == 1
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_rows_travel_through_the_store_not_xcom(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_simulator(tmp_path / "sim", rotation_seconds=300) as url:
+        use_api(url, monkeypatch)
+        run = run_collect_dag()
+    assert run.state == "success"
+    values = xcom_values(run)
+    assert values["fetch"] == {"group": 3, "batch": 1, "received": 200, "exhausted": False, "detail": ""}
+    assert values["validate"] == {"group": 3, "batch": 1, "valid": 200, "quarantined": 0, "exhausted": False}
+    assert values["store"]["inserted"] == values["store"]["run_inserted"] == 200
+    assert values["publish"] is None
+    assert max(len(repr(value)) for value in values.values()) < 500, "counts only, never rows"
+    assert staged_rows(store_url) == 0, "the store task removed the run's staged rows"
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_store_attempt_that_commits_then_dies_still_gets_its_asset_event(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #15: the retry sees only duplicates, so it must publish from what the run stored."""
+    real = RawRowStore.store_response
+    attempts: list[int] = []
+
+    def commit_then_die(self: RawRowStore, **kwargs: Any) -> Any:
+        written = real(self, **kwargs)
+        attempts.append(written.inserted)
+        if len(attempts) == 1:
+            raise ConnectionError("worker lost after the commit")
+        return written
+
+    monkeypatch.setattr(RawRowStore, "store_response", commit_then_die)
+    body = {"group_number": 3, "batch_number": 2, "data": [ROW, [str(2066), *ROW[1:]]]}
+    with scripted_api() as api:
+        api.answer(Scripted(body=body))
+        use_api(api.url, monkeypatch)
+        run = run_collect_dag()
+
+    assert run.state == "success"
+    store_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "store")
+    assert store_ti.try_number == 2
+    assert attempts == [2], "the retry found the rows stored and the staging gone: it wrote nothing"
+    result = store_ti.xcom_pull(task_ids="store")
+    assert (result["inserted"], result["run_inserted"], result["run_new_contents"]) == (0, 2, 2)
+    assert task_states(run)["publish"] == "success"
+    assert asset_events_of(run) == [{"group": 3, "batch": 2, "inserted": 2, "new_contents": 2}]
+    assert open_raw_store(store_url).stats().total_rows == 2
+    assert staged_rows(store_url) == 0
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_batch_that_only_repeats_stored_contents_announces_nothing(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference server's next batch: new (batch, content) keys, but no content the group lacks."""
+    with scripted_api() as api:
+        use_api(api.url, monkeypatch)
+        api.answer(Scripted(body={"group_number": 3, "batch_number": 1, "data": [ROW]}))
+        first = run_collect_dag()
+        api.answer(Scripted(body={"group_number": 3, "batch_number": 2, "data": [ROW]}))
+        repeated = run_collect_dag()
+
+    assert asset_events_of(first) == [{"group": 3, "batch": 1, "inserted": 1, "new_contents": 1}]
+    assert repeated.state == "success"
+    assert task_states(repeated)["publish"] == "skipped"
+    assert asset_events_of(repeated) == []
+    stats = open_raw_store(store_url).stats(group_number=3)
+    assert stats.rows_per_batch == {1: 1, 2: 1}
+    assert stats.distinct_contents == 1

@@ -52,10 +52,21 @@ def test_schema_has_typed_columns_and_the_dedup_key(store: RawRowStore) -> None:
     assert isinstance(columns["Soil_Type"], sa.String)
     assert isinstance(columns["collected_at"], sa.DateTime)
     uniques = [u["column_names"] for u in inspector.get_unique_constraints("raw_rows")]
-    assert ["group_number", "batch_number", "content_hash"] in uniques
+    assert ["group_number", "content_hash", "batch_number"] in uniques
     head = ScriptDirectory.from_config(alembic_config(str(store.engine.url))).get_current_head()
     with store.engine.connect() as connection:
         assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head
+
+
+def test_the_migrations_build_exactly_the_declared_tables(store: RawRowStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ancora.store.tables import metadata
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
 
 
 def test_overlapping_samples_and_retries_store_each_row_once(store: RawRowStore) -> None:
@@ -90,6 +101,8 @@ def test_the_same_row_in_another_batch_or_group_is_kept(store: RawRowStore) -> N
         assert written.inserted == 1
     assert store.stats().total_rows == 3
     assert store.stats(group_number=1).rows_per_batch == {1: 1, 2: 1}
+    assert store.stats(group_number=1).distinct_contents == 1
+    assert store.stats().distinct_contents == 2, "one content in each of two groups"
 
 
 def test_rows_keep_batch_collection_time_and_run_id(store: RawRowStore) -> None:
@@ -152,9 +165,52 @@ def test_counts_come_from_the_database_across_many_rows(store: RawRowStore) -> N
     second = validate_rows(rows[1000:])
     assert store.write_batch(
         group_number=1, batch_number=1, valid=first.valid, quarantined=[], run_id="r1"
-    ) == BatchWrite(inserted=2000, duplicates=0, quarantined=0, quarantine_duplicates=0)
+    ) == BatchWrite(inserted=2000, duplicates=0, quarantined=0, quarantine_duplicates=0, new_contents=2000)
     assert store.write_batch(
         group_number=1, batch_number=1, valid=second.valid, quarantined=[], run_id="r2"
-    ) == BatchWrite(inserted=1000, duplicates=1000, quarantined=0, quarantine_duplicates=0)
-    assert store.stats().total_rows == 3000
+    ) == BatchWrite(inserted=1000, duplicates=1000, quarantined=0, quarantine_duplicates=0, new_contents=1000)
+    assert store.write_batch(
+        group_number=1, batch_number=2, valid=second.valid, quarantined=[], run_id="r3"
+    ) == BatchWrite(inserted=2000, duplicates=0, quarantined=0, quarantine_duplicates=0, new_contents=0)
+    assert store.stats().total_rows == 5000
+    assert store.stats().distinct_contents == 3000
     assert store.content_hashes(1) == {row.content_hash for row in (*first.valid, *second.valid)}
+
+
+def test_stats_count_distinct_contents_and_where_each_first_arrived(store: RawRowStore) -> None:
+    """The reference server repeats a group's slice in every batch: stored rows grow, contents do not."""
+    batches = {1: [2000, 2001, 2002], 2: [2001, 2002, 2003], 3: [2000, 2003]}
+    for batch, elevations in batches.items():
+        report = validate_rows([variant(e) for e in elevations])
+        written = store.write_batch(
+            group_number=1, batch_number=batch, valid=report.valid, quarantined=[], run_id=f"r{batch}"
+        )
+        assert written.new_contents == {1: 3, 2: 1, 3: 0}[batch]
+    stats = store.stats(group_number=1)
+    assert stats.rows_per_batch == {1: 3, 2: 3, 3: 2}
+    assert (stats.total_rows, stats.distinct_contents) == (8, 4)
+    assert stats.new_contents_per_batch == {1: 3, 2: 1}
+    assert stats.as_dict()["distinct_contents"] == 4
+
+
+def test_a_response_and_its_log_entry_are_stored_together_and_a_run_sums_its_attempts(
+    store: RawRowStore,
+) -> None:
+    report = validate_rows([variant(2000), variant(2001), [*ROW[:6], "999", *ROW[7:]]])
+    written = store.store_response(
+        group_number=1,
+        batch_number=1,
+        valid=report.valid,
+        quarantined=report.quarantined,
+        run_id="r",
+        received=3,
+    )
+    assert (written.inserted, written.new_contents, written.quarantined) == (2, 2, 1)
+    again = validate_rows([variant(2001), variant(2002)])
+    store.store_response(
+        group_number=1, batch_number=2, valid=again.valid, quarantined=[], run_id="r", received=2
+    )
+    totals = store.run_totals("r")
+    assert (totals.cycles, totals.inserted, totals.new_contents, totals.quarantined) == (2, 4, 3, 1)
+    assert (totals.received, totals.batch, totals.exhausted) == (5, 2, False)
+    assert store.run_totals("never").cycles == 0

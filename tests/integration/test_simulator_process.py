@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ancora.simulator import EXHAUSTED_DETAIL
+from ancora.simulator import EXHAUSTED_DETAIL, INTERNAL_ERROR_BODY
 from tests.support.simulator import running_simulator
 
 pytestmark = pytest.mark.integration
@@ -53,3 +53,13 @@ def test_the_process_serves_all_batches_then_400(tmp_path: Path) -> None:
         assert fetch(url).json()["batch_number"] == 1
 
     assert batches == list(range(1, 11))
+
+
+def test_the_process_defaults_to_the_reference_mode_and_takes_the_intended_one(tmp_path: Path) -> None:
+    with running_simulator(tmp_path / "default", rotation_seconds=300) as url:
+        failed = fetch(url, group=10)
+        assert (failed.status_code, failed.text) == (500, INTERNAL_ERROR_BODY)
+    with running_simulator(tmp_path / "intended", rotation_seconds=300, mode="intended") as url:
+        served = fetch(url, group=10)
+        assert served.status_code == 200
+        assert served.json()["batch_number"] == 1 and len(served.json()["data"]) == 200

@@ -23,6 +23,7 @@ from ancora.training.evalset import latest_evaluation_set
 from ancora.training.model_io import load_pipeline
 from ancora.training.run import TrainingOutcome, TrainingRequest, train_and_register
 from ancora.training.tracking import TrackingUnavailable
+from tests.support.legacy_store import legacy_deployment
 from tests.support.simulator import free_port
 from tests.support.training_data import read_csv_rows, store_rows
 
@@ -62,7 +63,8 @@ def test_a_run_is_tracked_registered_and_served_by_alias(
     assert (outcome.version, outcome.decision, outcome.champion) == ("1", "first", None)
     assert aliases(client, name) == {"champion": "1", "challenger": "1"}
     assert set(outcome.families) == {"logistic_regression", "random_forest", "hist_gradient_boosting"}
-    assert outcome.rows == 1500 and outcome.training_rows + outcome.evaluation_rows == 1500
+    assert outcome.stored_rows == outcome.distinct_contents == 1500
+    assert outcome.training_rows + outcome.evaluation_rows == 1500
 
     parent = client.get_run(outcome.run_id)
     assert parent.data.tags["ancora.batches"] == "1,2,3"
@@ -191,7 +193,7 @@ def test_the_gate_moves_champion_only_for_a_clear_improvement(
 def test_too_little_data_registers_nothing(training_settings: Settings, csv_rows: list[list[str]]) -> None:
     settings = training_settings
     fill(settings, csv_rows[:150])
-    with pytest.raises(TrainingDataError, match="only 150 validated rows"):
+    with pytest.raises(TrainingDataError, match="only 150 distinct validated rows"):
         train(settings, ["logistic_regression"])
     client = MlflowClient(settings.resolved_mlflow_tracking_uri)
     assert client.search_registered_models(filter_string=f"name = '{settings.registered_model_name}'") == []
@@ -252,10 +254,34 @@ def test_cli_exit_codes_say_whether_a_retry_can_help(
     fill(training_settings, csv_rows[:100])
     few = cli(training_settings)
     assert few.returncode == 2
-    assert "only 100 validated rows" in few.stderr and "nothing was registered" in few.stderr
+    assert "only 100 distinct validated rows" in few.stderr and "nothing was registered" in few.stderr
 
     down = cli(training_settings, ANCORA_MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 3
     assert "unreachable" in down.stderr
     assert down.stdout == ""
     get_settings.cache_clear()
+
+
+def test_the_first_run_after_migration_0003_says_the_gate_scored_on_a_replacement(
+    training_settings: Settings, csv_rows: list[list[str]]
+) -> None:
+    """An existing deployment: its evaluation set holds row ids whose contents leaked into training."""
+    settings = training_settings.model_copy(update={"train_min_class_rows": 3})
+    legacy_deployment(settings.resolved_data_db_url, csv_rows[:700])
+    fill(settings, csv_rows[700:900], first_batch=3)
+
+    outcome = train(settings, ["logistic_regression"])
+
+    assert outcome.eval_set_version == 2
+    assert outcome.eval_set_reason.startswith("replaces v1, drawn by row id before migration 0003: 60 of")
+    assert "scored on evaluation set v2, drawn by this run: replaces v1, drawn by row id" in outcome.reason
+    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    version = client.get_model_version(settings.registered_model_name, outcome.version)
+    assert "replaces v1, drawn by row id before migration 0003" in version.description
+    parent = client.get_run(outcome.run_id)
+    assert "replaces v1" in parent.data.tags["ancora.gate.reason"]
+    assert parent.data.metrics["stored_rows"] == 1100 and parent.data.metrics["distinct_contents"] == 800
+
+    again = train(settings, ["logistic_regression"])
+    assert again.eval_set_version == 2 and "drawn by this run" not in again.reason

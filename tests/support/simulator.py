@@ -26,7 +26,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_simulator(
-    state_dir: Path, rotation_seconds: float, port: int | None = None, seed: int | None = None
+    state_dir: Path,
+    rotation_seconds: float,
+    port: int | None = None,
+    seed: int | None = None,
+    mode: str | None = None,
 ) -> Iterator[str]:
     """Run the simulator with its state under ``state_dir``; yields its base URL, stops it on exit.
 
@@ -46,6 +50,10 @@ def running_simulator(
         env.pop("ANCORA_SIMULATOR_SEED", None)
     else:
         env["ANCORA_SIMULATOR_SEED"] = str(seed)
+    if mode is None:
+        env.pop("ANCORA_SIMULATOR_MODE", None)
+    else:
+        env["ANCORA_SIMULATOR_MODE"] = mode
     log_path = state_dir / "logs" / "data_api.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"

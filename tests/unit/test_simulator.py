@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from ancora.collection import is_exhaustion_detail
 from ancora.config import PROJECT_ROOT, Settings
 from ancora.schema import COLUMN_NAMES
-from ancora.simulator import EXHAUSTED_DETAIL, INVALID_GROUP_DETAIL, ROOT_BODY
+from ancora.simulator import EXHAUSTED_DETAIL, INTERNAL_ERROR_BODY, INVALID_GROUP_DETAIL, ROOT_BODY
 from data_api.app import create_app
 
 ROTATION = 300.0
@@ -43,7 +43,9 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def make_settings(tmp_path: Path, seed: int | None = 7, state_name: str = "state.json") -> Settings:
+def make_settings(
+    tmp_path: Path, seed: int | None = 7, state_name: str = "state.json", mode: str = "reference"
+) -> Settings:
     return Settings(
         _env_file=None,
         state_dir=tmp_path,
@@ -52,6 +54,7 @@ def make_settings(tmp_path: Path, seed: int | None = 7, state_name: str = "state
         simulator_rotation_seconds=ROTATION,
         simulator_batches=10,
         simulator_seed=seed,
+        simulator_mode=mode,
     )
 
 
@@ -64,6 +67,11 @@ def client(tmp_path: Path, clock: FakeClock) -> TestClient:
     return make_client(tmp_path, clock)
 
 
+@pytest.fixture
+def intended(tmp_path: Path, clock: FakeClock) -> TestClient:
+    return make_client(tmp_path, clock, mode="intended")
+
+
 def get_data(client: TestClient, group: object = 1) -> dict[str, object]:
     response = client.get("/data", params={"group_number": group})
     assert response.status_code == 200, response.text
@@ -71,9 +79,20 @@ def get_data(client: TestClient, group: object = 1) -> dict[str, object]:
     return body
 
 
-def batch_slice(rows: list[tuple[str, ...]], batch_number: int) -> set[tuple[str, ...]]:
+def data_slice(rows: list[tuple[str, ...]], index: int) -> set[tuple[str, ...]]:
+    """The index-th (0-based) of the ten consecutive slices of the data set."""
     size = len(rows) // 10
-    return set(rows[(batch_number - 1) * size : batch_number * size])
+    return set(rows[index * size : (index + 1) * size])
+
+
+def batch_slice(rows: list[tuple[str, ...]], batch_number: int) -> set[tuple[str, ...]]:
+    """What batch B samples in the intended mode."""
+    return data_slice(rows, batch_number - 1)
+
+
+def group_slice(rows: list[tuple[str, ...]], group_number: int) -> set[tuple[str, ...]]:
+    """What group N samples in every batch in the reference mode: slice N, 0-based."""
+    return data_slice(rows, group_number)
 
 
 def as_rows(body: dict[str, object]) -> list[tuple[str, ...]]:
@@ -82,7 +101,7 @@ def as_rows(body: dict[str, object]) -> list[tuple[str, ...]]:
     return [tuple(row) for row in data]
 
 
-def test_first_request_starts_batch_one_with_a_tenth_of_it_as_strings(
+def test_first_request_starts_batch_one_with_a_tenth_of_the_group_slice_as_strings(
     client: TestClient, dataset_rows: list[tuple[str, ...]]
 ) -> None:
     body = get_data(client)
@@ -94,7 +113,7 @@ def test_first_request_starts_batch_one_with_a_tenth_of_it_as_strings(
     assert len(set(rows)) == len(rows)
     assert all(len(row) == 13 for row in rows)
     assert all(isinstance(value, str) for row in rows for value in row)
-    assert set(rows) <= batch_slice(dataset_rows, 1)
+    assert set(rows) <= group_slice(dataset_rows, 1), "group 1 samples rows 2000..3999, not 0..1999"
 
 
 def test_batch_advances_only_after_more_than_the_rotation_period(
@@ -113,21 +132,65 @@ def test_batch_advances_only_after_more_than_the_rotation_period(
     assert get_data(client)["batch_number"] == 2, "the period counts from the last advance, not the last call"
 
 
-def test_requests_in_one_window_are_different_overlapping_samples_of_one_batch(
+def test_requests_in_one_window_are_different_overlapping_samples_of_one_slice(
     client: TestClient, dataset_rows: list[tuple[str, ...]]
 ) -> None:
     first, second = as_rows(get_data(client)), as_rows(get_data(client))
 
-    batch = batch_slice(dataset_rows, 1)
-    assert set(first) <= batch
-    assert set(second) <= batch
+    group = group_slice(dataset_rows, 1)
+    assert set(first) <= group
+    assert set(second) <= group
     assert set(first) != set(second)
     assert set(first) & set(second)
 
 
-def test_batches_are_consecutive_slices_then_400_until_restart(
+def test_reference_mode_serves_the_group_slice_in_every_batch(
     client: TestClient, clock: FakeClock, dataset_rows: list[tuple[str, ...]]
 ) -> None:
+    seen: dict[int, set[tuple[str, ...]]] = {}
+    for batch_number in range(1, 11):
+        body = get_data(client, 4)
+        assert body["batch_number"] == batch_number, "the batch number is only a counter"
+        seen[batch_number] = set(as_rows(body))
+        assert seen[batch_number] <= group_slice(dataset_rows, 4)
+        clock.advance(ROTATION + 1)
+
+    union = set().union(*seen.values())
+    assert len(union) < sum(len(rows) for rows in seen.values()), "the same contents come back"
+    assert all(seen[1] & seen[batch] for batch in range(2, 11)), "every batch repeats rows of batch 1"
+    assert union.isdisjoint(batch_slice(dataset_rows, 1)), "never batch 1's slice of the intended mode"
+    assert client.get("/data", params={"group_number": 4}).status_code == 400
+
+
+def test_reference_mode_group_10_answers_a_plain_text_500_like_the_reference(
+    client: TestClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    failed = client.get("/data", params={"group_number": 10})
+
+    assert failed.status_code == 500
+    assert failed.text == INTERNAL_ERROR_BODY
+    assert failed.headers["content-type"].startswith("text/plain")
+    state = json.loads((tmp_path / "state.json").read_text()) if (tmp_path / "state.json").exists() else {}
+    assert state.get("10", [0, -1]) == [0, -1], "the failed request wrote nothing"
+
+    # The reference advanced group 10's counter in memory before failing; another group's request
+    # writes the whole table, so the advance reaches the file then.
+    get_data(client, 2)
+    assert json.loads((tmp_path / "state.json").read_text())["10"] == [clock.now, 1]
+
+    # Nine more advances later group 10's counter reaches 10, and it answers the end-of-data 400.
+    for _ in range(9):
+        clock.advance(ROTATION + 1)
+        assert client.get("/data", params={"group_number": 10}).status_code == 500
+    exhausted = client.get("/data", params={"group_number": 10})
+    assert exhausted.status_code == 400
+    assert exhausted.json() == {"detail": EXHAUSTED_DETAIL}
+
+
+def test_intended_mode_serves_consecutive_batch_slices_then_400_until_restart(
+    intended: TestClient, clock: FakeClock, dataset_rows: list[tuple[str, ...]]
+) -> None:
+    client = intended
     for batch_number in range(1, 11):
         body = get_data(client)
         assert body["batch_number"] == batch_number
@@ -167,9 +230,17 @@ def test_restart_in_the_middle_starts_over_at_batch_one(client: TestClient, cloc
     assert get_data(client)["batch_number"] == 1
 
 
-@pytest.mark.parametrize("group", ["0", "11", "-1", "x", "1.5", ""])
+def test_intended_mode_group_10_samples_the_last_slice(
+    intended: TestClient, dataset_rows: list[tuple[str, ...]]
+) -> None:
+    body = get_data(intended, 10)
+    assert body["batch_number"] == 1
+    assert set(as_rows(body)) <= batch_slice(dataset_rows, 1)
+
+
+@pytest.mark.parametrize("group", ["0", "11", "-1"])
 @pytest.mark.parametrize("path", ["/data", "/restart_data_generation"])
-def test_invalid_groups_answer_400_naming_the_group(client: TestClient, path: str, group: str) -> None:
+def test_groups_out_of_range_answer_400_naming_the_group(client: TestClient, path: str, group: str) -> None:
     response = client.get(path, params={"group_number": group})
 
     assert response.status_code == 400
@@ -177,11 +248,17 @@ def test_invalid_groups_answer_400_naming_the_group(client: TestClient, path: st
     assert not is_exhaustion_detail(INVALID_GROUP_DETAIL)
 
 
-def test_missing_group_answers_400(client: TestClient) -> None:
-    response = client.get("/data")
+@pytest.mark.parametrize("group", ["x", "1.5", "", None])
+@pytest.mark.parametrize("path", ["/data", "/restart_data_generation"])
+def test_a_group_that_is_not_an_integer_gets_fastapis_422_like_the_reference(
+    client: TestClient, path: str, group: str | None
+) -> None:
+    response = client.get(path, params={} if group is None else {"group_number": group})
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": INVALID_GROUP_DETAIL}
+    assert response.status_code == 422
+    (issue,) = response.json()["detail"]
+    assert issue["loc"] == ["query", "group_number"]
+    assert issue["type"] == ("missing" if group is None else "int_parsing")
 
 
 def test_state_survives_a_new_app_on_the_same_state_file(tmp_path: Path, clock: FakeClock) -> None:
@@ -262,3 +339,11 @@ def test_root_health_and_documented_openapi(client: TestClient) -> None:
     assert parameter["schema"]["type"] == "integer"
     assert "400" in data["responses"]
     assert spec["paths"]["/restart_data_generation"]["get"]["description"]
+
+
+def test_the_collector_names_the_reference_group_10_failure(client: TestClient) -> None:
+    from ancora.collection import DataApiError, fetch_batch
+
+    with pytest.raises(DataApiError, match=r"HTTP 500: Internal Server Error \(.*group 10.*empty"):
+        fetch_batch(str(client.base_url), 10, timeout=5, client=client)
+    assert fetch_batch(str(client.base_url), 9, timeout=5, client=client).batch_number == 1

@@ -15,7 +15,7 @@ from ancora.schema import FEATURE_NAMES, LABEL_NAME
 from ancora.store import RawRowStore, open_raw_store, validated_rows_query
 from ancora.store.tables import metadata
 from ancora.training.data import TrainingDataError, check_trainable, read_rows
-from ancora.training.evalset import ensure_evaluation_set, evaluation_row_ids, mark_trained_through
+from ancora.training.evalset import ensure_evaluation_set, evaluation_contents, mark_trained_through
 from ancora.training.gate import FIRST, KEPT, PROMOTED, decide
 from ancora.training.pipelines import FAMILIES, SKOPS_TRUSTED_TYPES, build_pipeline, resolve_families
 from ancora.training.search import sample_candidates
@@ -35,7 +35,7 @@ def csv_rows(covertype_csv: Path) -> list[list[str]]:
 
 def test_the_migrations_build_exactly_the_declared_tables(store: RawRowStore) -> None:
     with store.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
 
 
@@ -65,41 +65,50 @@ def test_quarantined_rows_never_reach_training(store: RawRowStore, csv_rows: lis
     assert 9 not in rows.classes
 
 
-def test_too_few_rows_or_a_thin_class_are_refused_with_the_reason(
+def test_too_few_rows_are_refused_and_a_thin_class_is_left_out_with_the_reason(
     store: RawRowStore, csv_rows: list[list[str]]
 ) -> None:
     store_rows(store, csv_rows[:300])
     rows = read_rows(store.engine, validated_rows_query(1))
-    with pytest.raises(TrainingDataError, match=r"only 300 validated rows .* at least 500"):
+    with pytest.raises(TrainingDataError, match=r"only 300 distinct validated rows .* at least 500"):
         check_trainable(rows, min_rows=500, min_class_rows=1)
     counts = rows.labels.value_counts()
     thinnest = int(counts.idxmin())
-    with pytest.raises(
-        TrainingDataError, match=rf"too few rows to stratify \(class {thinnest}: {counts.min()}"
-    ):
-        check_trainable(rows, min_rows=10, min_class_rows=int(counts.min()) + 1)
-    check_trainable(rows, min_rows=300, min_class_rows=int(counts.min()))
+    assert check_trainable(rows, min_rows=10, min_class_rows=int(counts.min()) + 1) == {
+        thinnest: int(counts.min())
+    }
+    assert check_trainable(rows, min_rows=300, min_class_rows=int(counts.min())) == {}
+    second = int(counts.sort_values().index[-2])
+    with pytest.raises(TrainingDataError, match=r"too few rows to stratify \(class .*at least two classes"):
+        check_trainable(rows, min_rows=10, min_class_rows=int(counts[second]) + 1)
 
 
 def test_the_evaluation_set_is_stratified_frozen_and_kept_out_of_training(
     store: RawRowStore, csv_rows: list[list[str]]
 ) -> None:
     store_rows(store, csv_rows[:1000], batches=2)
-    rows = read_rows(store.engine, validated_rows_query(1))
-    first = ensure_evaluation_set(store.engine, 1, rows, fraction=0.2, seed=7)
+    rows = read_rows(store.engine, validated_rows_query(1, distinct_contents=True))
+    choice = ensure_evaluation_set(store.engine, 1, rows, fraction=0.2, seed=7)
+    first = choice.evaluation_set
+    assert choice.drawn_now
     assert (first.version, first.batches, first.reason) == (1, (1, 2), "first evaluation set")
-    members = evaluation_row_ids(store.engine, first.id)
+    members = evaluation_contents(store.engine, first.id)
     assert len(members) == first.row_count == pytest.approx(200, abs=len(rows.classes))
-    held_out = rows.frame[rows.frame["id"].isin(members)]
+    held_out = rows.frame[rows.frame["content_hash"].isin(members)]
     assert set(held_out[LABEL_NAME]) == set(rows.classes), "every class is represented"
 
     again = ensure_evaluation_set(store.engine, 1, rows, fraction=0.2, seed=7)
-    assert again == first, "not stale: the same version, not a new draw"
+    assert again.evaluation_set == first and not again.drawn_now, "not stale: the same version"
 
-    training = read_rows(store.engine, validated_rows_query(1, excluding_evaluation_set=first.id))
-    evaluation = read_rows(store.engine, validated_rows_query(1, only_evaluation_set=first.id))
-    assert set(training.frame["id"]).isdisjoint(members)
-    assert set(evaluation.frame["id"]) == members
+    training = read_rows(
+        store.engine,
+        validated_rows_query(1, distinct_contents=True, excluding_evaluation_sets_through=first.id),
+    )
+    evaluation = read_rows(
+        store.engine, validated_rows_query(1, distinct_contents=True, only_evaluation_set=first.id)
+    )
+    assert set(training.frame["content_hash"]).isdisjoint(members)
+    assert set(evaluation.frame["content_hash"]) == members
     assert len(training) + len(evaluation) == len(rows)
 
 
@@ -107,20 +116,20 @@ def test_a_new_batch_draws_a_new_version_from_unseen_rows_only(
     store: RawRowStore, csv_rows: list[list[str]]
 ) -> None:
     store_rows(store, csv_rows[:800], batches=2)
-    rows = read_rows(store.engine, validated_rows_query(1))
-    first = ensure_evaluation_set(store.engine, 1, rows, fraction=0.2, seed=7)
+    rows = read_rows(store.engine, validated_rows_query(1, distinct_contents=True))
+    first = ensure_evaluation_set(store.engine, 1, rows, fraction=0.2, seed=7).evaluation_set
     mark_trained_through(store.engine, first.id, rows.max_row_id)
-    old_members = evaluation_row_ids(store.engine, first.id)
+    old_members = evaluation_contents(store.engine, first.id)
 
     store_rows(store, csv_rows[800:1600], first_batch=3, batches=1)
-    grown = read_rows(store.engine, validated_rows_query(1))
-    second = ensure_evaluation_set(store.engine, 1, grown, fraction=0.2, seed=7)
+    grown = read_rows(store.engine, validated_rows_query(1, distinct_contents=True))
+    second = ensure_evaluation_set(store.engine, 1, grown, fraction=0.2, seed=7).evaluation_set
     assert second.version == 2
     assert second.reason == "v1 stale: new batches [3]"
-    new_members = evaluation_row_ids(store.engine, second.id)
-    assert old_members < new_members, "a new version keeps every frozen row"
-    added = new_members - old_members
-    assert min(added) > rows.max_row_id, "only rows no training run has read join the evaluation set"
+    new_members = evaluation_contents(store.engine, second.id)
+    assert old_members < new_members, "a new version keeps every frozen content"
+    added = grown.frame[grown.frame["content_hash"].isin(new_members - old_members)]
+    assert added["id"].min() > rows.max_row_id, "only contents no training run has read join the set"
     assert len(added) == pytest.approx(160, abs=len(grown.classes))
 
 

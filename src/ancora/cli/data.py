@@ -43,6 +43,7 @@ def collect(
                 "batch": result.batch,
                 "received": result.received,
                 "inserted": result.inserted,
+                "new_contents": result.new_contents,
                 "duplicates": result.duplicates,
                 "quarantined": result.quarantined,
                 "exhausted": result.exhausted,
@@ -55,8 +56,21 @@ def collect(
 def stats(
     group: int | None = typer.Option(None, help="Only this group; default: all groups."),
 ) -> None:
-    """Print rows per batch, total rows and quarantined rows as JSON."""
+    """Print stored rows per batch, distinct contents (new ones per batch) and quarantined rows as JSON."""
     typer.echo(json.dumps(open_store().stats(group).as_dict()))
+
+
+@data_app.command("check")
+def check(
+    group: int | None = typer.Option(None, help="Only this group; default: all groups."),
+) -> None:
+    """Data tests on the stored rows: contract, content hashes, frozen evaluation sets; 1 on a problem."""
+    from ancora.store.checks import check_stored_rows
+
+    report = check_stored_rows(open_store().engine, group)
+    typer.echo(json.dumps(report.as_dict()))
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 @db_app.command("upgrade")

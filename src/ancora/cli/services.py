@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Annotated
+
 import typer
 import uvicorn
 
 from ancora.config import get_settings
+
+
+class SimulatorMode(StrEnum):
+    reference = "reference"
+    intended = "intended"
 
 
 def data_api(
@@ -13,6 +21,13 @@ def data_api(
     rotation_seconds: float | None = typer.Option(
         None, help="Seconds between batch advances; default ANCORA_SIMULATOR_ROTATION_SECONDS."
     ),
+    mode: Annotated[
+        SimulatorMode | None,
+        typer.Option(
+            help="reference: every batch samples the group's slice, as the course's server does; "
+            "intended: batch B samples the B-th slice. Default ANCORA_SIMULATOR_MODE."
+        ),
+    ] = None,
 ) -> None:
     """Run the data API simulator (the course contract) on 127.0.0.1."""
     from data_api.app import create_app
@@ -20,6 +35,8 @@ def data_api(
     settings = get_settings()
     if rotation_seconds is not None:
         settings = settings.model_copy(update={"simulator_rotation_seconds": rotation_seconds})
+    if mode is not None:
+        settings = settings.model_copy(update={"simulator_mode": mode.value})
     uvicorn.run(
         create_app(settings),
         host=settings.bind_host,

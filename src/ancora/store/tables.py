@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 
 from ancora.schema import CATEGORICAL, FEATURES, LABEL_NAME
 
@@ -45,8 +46,12 @@ raw_rows = Table(
     Column(LABEL_NAME, SmallInteger, nullable=False),
     Column("collected_at", DateTime(timezone=True), nullable=False),
     Column("run_id", String(RUN_ID_LENGTH), nullable=False),
-    UniqueConstraint("group_number", "batch_number", "content_hash"),
+    UniqueConstraint("group_number", "content_hash", "batch_number"),
 )
+"""One row per (group, content, batch): the same content arrives in many batches of the reference
+server, so anything about *what* was collected (training, evaluation, "new data") goes by
+``content_hash``, and the unique key leads with it so that one index serves the dedup and every
+lookup by content (migration 0003 reordered it)."""
 
 quarantined_rows = Table(
     "quarantined_rows",
@@ -75,8 +80,27 @@ collection_log = Table(
     Column("duplicates", Integer, nullable=False),
     Column("quarantined", Integer, nullable=False),
     Column("collected_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "new_contents",
+        Integer,
+        nullable=True,
+        comment="Rows whose content the group had never stored before; NULL for cycles logged before 0004",
+    ),
     Index(None, "collected_at"),
+    Index(None, "run_id"),
 )
+"""One row per stored response, written in the same transaction as its rows: what a run stored."""
+
+collection_staging = Table(
+    "collection_staging",
+    metadata,
+    Column("run_id", String(RUN_ID_LENGTH), primary_key=True),
+    Column("stage", String(16), primary_key=True),
+    Column("payload", Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""What one collect run's fetch and validate tasks hand on to the next task, keyed by the run, not
+the attempt; the store task deletes it in the transaction that stores the rows."""
 
 evaluation_sets = Table(
     "evaluation_sets",
@@ -99,9 +123,29 @@ evaluation_sets = Table(
     Column("digest", String(32), nullable=False),
     Column("reason", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "membership",
+        String(16),
+        nullable=False,
+        comment="content; row_id for versions drawn before migration 0003 (replaced on the next run)",
+    ),
     UniqueConstraint("group_number", "version"),
 )
 """The frozen evaluation set of the promotion gate, one row per version (see ancora.training.evalset)."""
+
+evaluation_set_contents = Table(
+    "evaluation_set_contents",
+    metadata,
+    Column(
+        "evaluation_set_id",
+        RowId,
+        ForeignKey("evaluation_sets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("content_hash", String(32), primary_key=True),
+    Index(None, "content_hash"),
+)
+"""Which contents belong to which evaluation set version. No row with such a content enters training."""
 
 evaluation_set_rows = Table(
     "evaluation_set_rows",
@@ -114,4 +158,4 @@ evaluation_set_rows = Table(
     ),
     Column("row_id", RowId, ForeignKey("raw_rows.id"), primary_key=True),
 )
-"""Which raw rows belong to which evaluation set version; they never enter training."""
+"""Row ids of the versions drawn before migration 0003, kept as their record; membership is by content."""

@@ -91,18 +91,38 @@ def read_rows(engine: Engine, query: Select[Any]) -> RowSet:
     return RowSet(frame=frame, query=compile_query(engine, query), digest=rows_digest(frame))
 
 
-def check_trainable(rows: RowSet, min_rows: int, min_class_rows: int) -> None:
-    """Refuse data that cannot be split and stratified, with a message that says what is missing."""
+def thin_classes(rows: RowSet, min_class_rows: int) -> dict[int, int]:
+    """Classes with fewer rows than `min_class_rows`, and their counts."""
+    counts = rows.labels.value_counts().sort_index()
+    return {int(label): int(count) for label, count in counts.items() if count < min_class_rows}
+
+
+def check_trainable(rows: RowSet, min_rows: int, min_class_rows: int) -> dict[int, int]:
+    """Refuse data that cannot support training, with a message that says what is missing.
+
+    `rows` holds one row per distinct content. A class with fewer than `min_class_rows` of them cannot
+    be split and stratified: it is left out of the run (returned, with its count) rather than blocking
+    training, because under the course's reference server a rare class of a group's slice may never
+    reach the minimum. Training is refused when fewer than two classes remain.
+    """
     if len(rows) < min_rows:
         raise TrainingDataError(
-            f"only {len(rows)} validated rows in the raw store; training needs at least {min_rows} "
-            "(ANCORA_TRAIN_MIN_ROWS): collect more batches first"
+            f"only {len(rows)} distinct validated rows in the raw store; training needs at least "
+            f"{min_rows} (ANCORA_TRAIN_MIN_ROWS): collect more batches first"
         )
-    counts = rows.labels.value_counts().sort_index()
-    small = {int(label): int(count) for label, count in counts.items() if count < min_class_rows}
-    if small:
-        listed = ", ".join(f"class {label}: {count}" for label, count in small.items())
+    thin = thin_classes(rows, min_class_rows)
+    if len(rows.classes) - len(thin) < 2:
+        listed = ", ".join(f"class {label}: {count}" for label, count in thin.items())
         raise TrainingDataError(
-            f"too few rows to stratify ({listed}); every class needs at least {min_class_rows} "
-            "(ANCORA_TRAIN_MIN_CLASS_ROWS)"
+            f"too few rows to stratify ({listed}); at least two classes need {min_class_rows} distinct "
+            "rows each (ANCORA_TRAIN_MIN_CLASS_ROWS)"
         )
+    return thin
+
+
+def without_classes(rows: RowSet, classes: dict[int, int]) -> RowSet:
+    """The rows minus those of `classes`; the query text stays the one that read them all."""
+    if not classes:
+        return rows
+    kept = rows.frame[~rows.frame[LABEL_NAME].isin(list(classes))]
+    return RowSet(frame=kept, query=rows.query, digest=rows_digest(kept))

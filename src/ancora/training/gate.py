@@ -30,6 +30,8 @@ class GateDecision:
     champion_macro_f1: float | None
     margin: float
     champion_version: str | None
+    note: str = ""
+    """Said with the decision, e.g. that this run drew the evaluation set both models were scored on."""
 
     @property
     def promote(self) -> bool:
@@ -39,18 +41,24 @@ class GateDecision:
     def reason(self) -> str:
         challenger = f"challenger macro F1 {self.challenger_macro_f1:.4f}"
         if self.champion_macro_f1 is None:
-            return f"{challenger}; no champion yet, so it becomes the first champion"
-        champion = f"champion v{self.champion_version} macro F1 {self.champion_macro_f1:.4f}"
-        needed = self.champion_macro_f1 + self.margin
-        verdict = "beats" if self.promote else "does not beat"
-        return f"{challenger} {verdict} {champion} + margin {self.margin:.4f} (= {needed:.4f})"
+            verdict = f"{challenger}; no champion yet, so it becomes the first champion"
+        else:
+            champion = f"champion v{self.champion_version} macro F1 {self.champion_macro_f1:.4f}"
+            needed = self.champion_macro_f1 + self.margin
+            beats = "beats" if self.promote else "does not beat"
+            verdict = f"{challenger} {beats} {champion} + margin {self.margin:.4f} (= {needed:.4f})"
+        return f"{verdict}; {self.note}" if self.note else verdict
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reason": self.reason}
 
 
 def decide(
-    challenger_macro_f1: float, champion_macro_f1: float | None, margin: float, champion_version: str | None
+    challenger_macro_f1: float,
+    champion_macro_f1: float | None,
+    margin: float,
+    champion_version: str | None,
+    note: str = "",
 ) -> GateDecision:
     """Strictly better than champion + margin promotes; equal or within the margin keeps the champion."""
     if champion_macro_f1 is None:
@@ -59,7 +67,7 @@ def decide(
         decision = PROMOTED
     else:
         decision = KEPT
-    return GateDecision(decision, challenger_macro_f1, champion_macro_f1, margin, champion_version)
+    return GateDecision(decision, challenger_macro_f1, champion_macro_f1, margin, champion_version, note)
 
 
 def current_champion_version(client: MlflowClient, model_name: str) -> str | None:

@@ -17,11 +17,12 @@ from mlflow.exceptions import MlflowException
 from sklearn.model_selection import train_test_split
 
 from ancora.config import Settings
-from ancora.store import open_raw_store, validated_rows_query
+from ancora.store import open_raw_store
 from ancora.training.compile import compile_and_log, report_summary
-from ancora.training.data import RowSet, TrainingDataError, check_trainable, read_rows
-from ancora.training.evalset import EvaluationSet, ensure_evaluation_set, mark_trained_through
+from ancora.training.data import RowSet, TrainingDataError
+from ancora.training.evalset import EvaluationSet
 from ancora.training.gate import GateDecision, current_champion_version, decide, promote_if_better
+from ancora.training.inputs import prepare_inputs
 from ancora.training.model_io import load_pipeline
 from ancora.training.pipelines import for_serving, resolve_families
 from ancora.training.search import (
@@ -88,9 +89,15 @@ class TrainingOutcome:
     champion: dict[str, float] | None
     champion_version: str | None
     eval_set_version: int
-    rows: int
+    eval_set_reason: str
+    stored_rows: int
+    """Rows of the group in the store, one per (batch, content): repeated contents count again."""
+    distinct_contents: int
     training_rows: int
+    """Distinct contents training read (evaluation contents and left-out classes excluded)."""
     evaluation_rows: int
+    """Distinct contents of the evaluation set."""
+    left_out_classes: dict[int, int]
     batches: list[int]
     code_version: str
     families: dict[str, FamilyResult] = field(default_factory=dict)
@@ -165,7 +172,7 @@ def _score_champion(
 def _description(outcome_family: str, gate: GateDecision, eval_set: EvaluationSet, run_id: str) -> str:
     return (
         f"Best candidate ({outcome_family}) of training run {run_id}, scored on frozen evaluation set "
-        f"v{eval_set.version} ({eval_set.row_count} rows, digest {eval_set.digest}). "
+        f"v{eval_set.version} ({eval_set.row_count} distinct contents, digest {eval_set.digest}). "
         f"Gate: {gate.decision}: {gate.reason}."
     )
 
@@ -182,20 +189,18 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
     engine = store.engine
     group = settings.group_number
 
-    all_rows = read_rows(engine, validated_rows_query(group))
-    check_trainable(all_rows, settings.train_min_rows, settings.train_min_class_rows)
-    eval_set = ensure_evaluation_set(
-        engine, group, all_rows, fraction=settings.eval_fraction, seed=settings.train_seed
-    )
-    training = read_rows(
+    inputs = prepare_inputs(
         engine,
-        validated_rows_query(group, through_row_id=all_rows.max_row_id, excluding_evaluation_set=eval_set.id),
+        group,
+        min_rows=settings.train_min_rows,
+        min_class_rows=settings.train_min_class_rows,
+        eval_fraction=settings.eval_fraction,
+        seed=settings.train_seed,
     )
-    evaluation = read_rows(engine, validated_rows_query(group, only_evaluation_set=eval_set.id))
+    eval_set, training, evaluation = inputs.choice.evaluation_set, inputs.training, inputs.evaluation
     train_x, train_y, validation_x, validation_y = _validation_split(
         training, settings.train_validation_fraction, settings.train_seed
     )
-    mark_trained_through(engine, eval_set.id, all_rows.max_row_id)
 
     version_of_code = code_version(settings.code_version)
     specs = sample_candidates(request.families, request.search_budget, settings.train_seed)
@@ -238,8 +243,17 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         mlflow.log_input(training_dataset, context="training")
         mlflow.log_input(evaluation_dataset, context="evaluation")
         mlflow.log_metrics(
-            {"rows": len(all_rows), "training_rows": len(training), "evaluation_rows": len(evaluation)}
+            {
+                "stored_rows": inputs.stored_rows,
+                "distinct_contents": len(inputs.contents),
+                "training_rows": len(training),
+                "evaluation_rows": len(evaluation),
+            }
         )
+        if inputs.left_out_classes:
+            mlflow.set_tag(
+                "ancora.left_out_classes", ",".join(str(label) for label in inputs.left_out_classes)
+            )
 
         best_per_family: dict[str, FittedCandidate] = {}
         logged: dict[int, tuple[str, str]] = {}
@@ -282,6 +296,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
             champion.macro_f1 if champion else None,
             settings.promotion_margin,
             champion_version,
+            inputs.choice.note,
         )
         mlflow.log_metrics(challenger.as_metrics("challenger_eval_"))
         if champion is not None:
@@ -324,9 +339,12 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         champion=champion.summary() if champion else None,
         champion_version=version if gate.promote else champion_version,
         eval_set_version=eval_set.version,
-        rows=len(all_rows),
+        eval_set_reason=eval_set.reason,
+        stored_rows=inputs.stored_rows,
+        distinct_contents=len(inputs.contents),
         training_rows=len(training),
         evaluation_rows=len(evaluation),
+        left_out_classes=inputs.left_out_classes,
         batches=training.batches,
         code_version=version_of_code,
         families=families,
