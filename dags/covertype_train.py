@@ -12,9 +12,10 @@ Trains candidate models on the validated covertype rows, registers the best and 
 * **gate**: the best candidate becomes a new version of the registered model with alias
   `challenger`; alias `champion` moves to it only when its macro F1 on the frozen evaluation set beats
   the champion's by `ANCORA_PROMOTION_MARGIN` (the first model always becomes champion).
-* **Failures**: too few rows, or a class too small to stratify, fail at once without retries (new
-  data is needed, not another attempt); an unreachable or failing MLflow fails the attempt and it is
-  retried with exponential backoff. No version is registered before its artifacts load back.
+* **A young stack**: too few rows, or a class too small to stratify, end the task *skipped* with the
+  reason (new data is needed, not another attempt; nothing is wrong). Bad params fail at once; an
+  unreachable or failing MLflow fails the attempt and it is retried with exponential backoff. No
+  version is registered before its artifacts load back.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ settings = get_settings()
 def covertype_train() -> None:
     @task(execution_timeout=timedelta(hours=1))
     def train() -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from ancora.training.data import TrainingDataError
         from ancora.training.run import TrainingRequest, train_and_register
@@ -81,7 +82,9 @@ def covertype_train() -> None:
                 current, list(params["families"]), int(params["search_budget"])
             )
             outcome = train_and_register(current, request)
-        except (TrainingDataError, ValueError) as problem:
+        except TrainingDataError as young:
+            raise AirflowSkipException(f"not enough data yet: {young}; nothing was registered") from young
+        except ValueError as problem:
             raise AirflowFailException(f"{problem}; nothing was registered") from problem
         return outcome.summary()
 
