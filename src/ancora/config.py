@@ -409,7 +409,7 @@ class Settings(BaseSettings):
         "(capped at half that call's time; an idle service never waits); 0: take only what is queued.",
     )
 
-    # --- Monitoring: prediction log, drift, alerts, health watch (src/ancora/monitoring/, docs/monitoring.md) ---
+    # --- Monitoring: prediction log, drift, alerts, health watch (src/ancora/monitoring/) ---
     prediction_log_enabled: bool = Field(
         default=True,
         description="Record every online prediction (features, class, probability, latency, user) in the "
