@@ -24,6 +24,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 from ancora.assets import RAW_COVERTYPE_URI
 from ancora.config import get_settings
+from ancora.monitoring.notify import on_dag_failure
 
 raw_covertype = Asset(uri=RAW_COVERTYPE_URI, name="raw_covertype")
 
@@ -37,6 +38,7 @@ raw_covertype = Asset(uri=RAW_COVERTYPE_URI, name="raw_covertype")
     dagrun_timeout=timedelta(minutes=4),
     tags=["ancora", "collection", "covertype"],
     doc_md=__doc__,
+    on_failure_callback=on_dag_failure,
     default_args={
         "owner": "ancora",
         "retries": 3,

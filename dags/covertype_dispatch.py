@@ -27,6 +27,7 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from ancora.config import get_settings
+from ancora.monitoring.notify import on_dag_failure
 
 settings = get_settings()
 
@@ -40,6 +41,7 @@ settings = get_settings()
     dagrun_timeout=timedelta(hours=3),
     tags=["ancora", "dispatch", "covertype"],
     doc_md=__doc__,
+    on_failure_callback=on_dag_failure,
     params={
         "max_rows": Param(
             0, type="integer", minimum=0, description="Score at most this many rows (0: every awaiting row)."
