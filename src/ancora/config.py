@@ -485,6 +485,9 @@ class Settings(BaseSettings):
         description="JSON list of extra checks for the Monitor page and the health watch: "
         '{"name", "kind": "tcp"|"tls"|"dns", "host", "port", "warn_days"}.',
     )
+    monitor_history_days: float = Field(
+        default=7.0, gt=0, description="How far back the Monitor page plots drift and lists alerts."
+    )
     ui_task_service_username: str | None = Field(
         default=None,
         description="Task service account of the UI's Tasks page (an admin there lists everyone's tasks; "
