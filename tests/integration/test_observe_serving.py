@@ -118,7 +118,6 @@ def test_a_rollback_under_load_is_followed_within_the_poll_interval_and_recorded
     try:
         time.sleep(1.0)
         env = {"ANCORA_MLFLOW_TRACKING_URI": registry.uri, "ANCORA_STATE_DIR": str(tmp_path)}
-        rolled_at = time.monotonic()
         result = subprocess.run(
             [
                 sys.executable,
@@ -137,6 +136,7 @@ def test_a_rollback_under_load_is_followed_within_the_poll_interval_and_recorded
             timeout=120,
             check=False,
         )
+        rolled_at = time.monotonic()  # the alias moved just before the command returned
         assert result.returncode == 0, result.stderr
         answer = json.loads(result.stdout)
         assert (answer["from_version"], answer["to_version"]) == ("2", "1")
