@@ -69,7 +69,8 @@ def test_too_little_data_is_a_state_the_run_ends_skipped_with_the_reason(
     assert run.state == "success", "a young stack is not a failed run"
     instance = train_instance(run)
     assert (str(instance.state), instance.try_number) == ("skipped", 1)
-    assert "only 100 validated rows" in caplog.text and "at least 500" in caplog.text
+    assert "only 100 validated rows" in caplog.text
+    assert f"at least {training_settings.train_min_rows}" in caplog.text
     client = MlflowClient(training_settings.resolved_mlflow_tracking_uri)
     assert client.search_registered_models(f"name = '{training_settings.registered_model_name}'") == []
 
