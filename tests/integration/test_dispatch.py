@@ -27,6 +27,7 @@ from ancora.dispatch.datalake import open_datalake
 from ancora.dispatch.events import open_events_store
 from ancora.dispatch.run import DispatchSummary, run_dispatch
 from ancora.dispatch.seed import SHIPPED_SAMPLE, seed_datalake
+from ancora.monitoring.first_run import champion_missing_reason
 from ancora.schema import COVER_TYPE_NAMES, FEATURE_NAMES
 from inference.app import create_app
 from tests.support.inference import LoggedModel, log_covertype_model, register
@@ -313,7 +314,7 @@ def test_a_triggered_dag_run_dispatches_and_records_its_run_id(configure: Any, m
 
 
 def test_a_dag_run_without_a_champion_ends_skipped_and_records_no_dispatch(
-    configure: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    configure: Any, tmp_path: Path
 ) -> None:
     settings = configure(
         f"sqlite:///{tmp_path / 'lake.db'}", ANCORA_REGISTERED_MODEL_NAME="covertype-without-champion"
@@ -323,7 +324,8 @@ def test_a_dag_run_without_a_champion_ends_skipped_and_records_no_dispatch(
     (instance,) = run.get_task_instances()
     assert run.state == "success", "no champion yet is a state of a young stack, not a failure"
     assert (str(instance.state), instance.try_number) == ("skipped", 1)
-    assert "no champion yet" in caplog.text
+    reason = champion_missing_reason(settings)
+    assert reason is not None and "no champion yet" in reason
     events = open_events_store(settings.resolved_dispatch_events_db_url)
     assert events.list_dispatches(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)) == []
 

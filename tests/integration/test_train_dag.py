@@ -62,15 +62,20 @@ def test_a_triggered_run_registers_a_champion(training_settings: Settings, cover
 
 
 def test_too_little_data_is_a_state_the_run_ends_skipped_with_the_reason(
-    training_settings: Settings, covertype_csv: Path, caplog: pytest.LogCaptureFixture
+    training_settings: Settings, covertype_csv: Path
 ) -> None:
+    from ancora.training.data import TrainingDataError
+    from ancora.training.run import TrainingRequest, train_and_register
+
     fill(training_settings, covertype_csv, 100)
     run = load_dag("covertype_train").test()
     assert run.state == "success", "a young stack is not a failed run"
     instance = train_instance(run)
     assert (str(instance.state), instance.try_number) == ("skipped", 1)
-    assert "only 100 validated rows" in caplog.text
-    assert f"at least {training_settings.train_min_rows}" in caplog.text
+    with pytest.raises(
+        TrainingDataError, match=f"only 100 validated rows .* at least {training_settings.train_min_rows}"
+    ):
+        train_and_register(training_settings, TrainingRequest.from_settings(training_settings))
     client = MlflowClient(training_settings.resolved_mlflow_tracking_uri)
     assert client.search_registered_models(f"name = '{training_settings.registered_model_name}'") == []
 

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ancora.clients.health import DATALAKE, SERVICE_NAMES, probe_all
+from ancora.clients.health import DATALAKE, INFERENCE, SERVICE_NAMES, probe_all
 from ancora.config import Settings
 from ancora.monitoring.alerts import Alert, unhealthy_alert
 from ancora.monitoring.store import HealthState, MonitoringStore
 
 CHECK_TIMEOUT_SECONDS = 5.0
+SERVED_MODEL = "Served model"
+"""The inference probe's readiness component; not ready while no champion exists is no outage."""
 KINDS = ("tcp", "tls", "dns")
 
 
@@ -136,15 +138,29 @@ def _run_one(kind: str, host: str, port: int, warn_days: float, tls_context: ssl
     return check_dns(host)
 
 
+def _no_champion_yet(settings: Settings) -> bool:
+    from ancora.monitoring.first_run import champion_missing_reason
+
+    try:
+        return champion_missing_reason(settings) is not None
+    except Exception:  # the registry cannot say: the served model's failure stands
+        return False
+
+
 def watch(
     settings: Settings, store: MonitoringStore, now: datetime | None = None
 ) -> tuple[list[HealthState], list[Alert]]:
     """One round: every service's state recorded, and an alert for each one down too long."""
     now = now or datetime.now(UTC)
     by_service: dict[str, list[tuple[bool, str]]] = {}
+    young: bool | None = None
     for probe in probe_all(settings):
         if probe.service == DATALAKE:  # reported by dispatches; an unseeded demo datalake is no outage
             continue
+        if probe.service == INFERENCE and probe.component == SERVED_MODEL and not probe.ok:
+            young = _no_champion_yet(settings) if young is None else young
+            if young:  # not ready because nothing is promoted yet: a state, not an outage
+                continue
         by_service.setdefault(SERVICE_NAMES.get(probe.service, probe.service), []).append(
             (probe.ok, f"{probe.component}: {probe.detail}")
         )
