@@ -74,8 +74,8 @@ def main() -> None:
                 order = (False, True) if number % 2 == 0 else (True, False)
                 for log in order:
                     sides.append(one_side(workdir / f"serve-{number}-{log}", tracking_uri, body, log, args))
-    off = [s["requests_per_second"] for s in sides if not s["log"]]
-    on = [s["requests_per_second"] for s in sides if s["log"]]
+    off = [s["req_per_s"] for s in sides if not s["log"]]
+    on = [s["req_per_s"] for s in sides if s["log"]]
     cpu_off = [s["server_cpu_ms_per_request"] for s in sides if not s["log"]]
     cpu_on = [s["server_cpu_ms_per_request"] for s in sides if s["log"]]
     result = {

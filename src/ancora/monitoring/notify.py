@@ -1,8 +1,9 @@
 """Delivery of alerts through Airflow's own notifiers: the SMTP provider's ``SmtpNotifier`` and the
 HTTP provider's ``HttpNotifier`` posting a Slack-compatible ``{"text": ...}`` body to a webhook.
 
-Airflow-specific (imported only by DAGs and their callbacks). The notifiers take Airflow connections;
-they are derived here from Ancora's settings (``ANCORA_ALERT_SMTP_CONNECTION``,
+Airflow-specific (imported only by DAGs and their callbacks), and light at import: DAG files import
+it at top level, so everything heavy is imported when an alert is sent. The notifiers take Airflow
+connections; they are derived here from Ancora's settings (``ANCORA_ALERT_SMTP_CONNECTION``,
 ``ANCORA_ALERT_WEBHOOK_URL``) as ``AIRFLOW_CONN_*`` variables of the running process, so one ``.env``
 configures the native stack, compose and Celery workers alike, and a test points them at its servers.
 """
@@ -14,10 +15,12 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ancora.config import Settings, get_settings
-from ancora.monitoring.alerts import Alert, dag_failed_alert, raise_alert, store_for
+
+if TYPE_CHECKING:
+    from ancora.monitoring.alerts import Alert
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +92,16 @@ def send(
 
 def alert(alert_to_raise: Alert, settings: Settings | None = None) -> bool:
     """Record and send (once per dedupe key)."""
+    from ancora.monitoring.alerts import raise_alert, store_for
+
     settings = settings or get_settings()
     return raise_alert(store_for(settings), alert_to_raise, lambda a: send(a, settings))
 
 
 def on_dag_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of every Ancora DAG: one alert per failed run."""
+    from ancora.monitoring.alerts import dag_failed_alert
+
     dag_run = context.get("dag_run")
     dag = context.get("dag")
     dag_id = str(getattr(dag, "dag_id", None) or getattr(dag_run, "dag_id", "unknown"))
