@@ -8,7 +8,6 @@ counted, so a slow or stopped database costs log rows, never serving time. Sampl
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
 import numpy as np
 
 from ancora.monitoring.store import MonitoringStore
@@ -52,32 +52,34 @@ class LoggedRequest:
         return len(self.winners)
 
     def rows(self) -> list[tuple[Any, ...]]:
+        """Table rows, built with plain Python on ``tolist()`` values and encoded by msgspec: at a
+        thousand requests a second this runs in the API process, so every microsecond shows."""
         at = datetime.fromtimestamp(self.at, tz=UTC).replace(tzinfo=None)  # stored as UTC, read back aware
         winners = self.winners.tolist()
-        top = self.probabilities[np.arange(len(winners)), self.winners].tolist()
+        probabilities = self.probabilities.tolist()
         if isinstance(self.values, FeatureColumns):
             columns = [self.values.columns[name].tolist() for name in FEATURE_NAMES]
-            features = [
-                json.dumps(dict(zip(FEATURE_NAMES, row, strict=True))) for row in zip(*columns, strict=True)
-            ]
+            values: Any = zip(*columns, strict=True)
         else:
-            features = [json.dumps(dict(zip(FEATURE_NAMES, row, strict=True))) for row in self.values]
+            values = self.values
+        classes, head = self.classes, (at, self.request_id, self.route, self.username, self.model_name)
         return [
             (
-                at,
-                self.request_id,
-                self.route,
-                self.username,
-                self.model_name,
+                *head,
                 self.model_version,
                 index,
-                text,
-                self.classes[winner],
-                probability,
+                _encode(dict(zip(FEATURE_NAMES, row, strict=True))).decode(),
+                classes[winner],
+                probability[winner],
                 self.latency_ms,
             )
-            for index, (text, winner, probability) in enumerate(zip(features, winners, top, strict=True))
+            for index, (row, winner, probability) in enumerate(
+                zip(values, winners, probabilities, strict=True)
+            )
         ]
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 class PredictionLogger:
