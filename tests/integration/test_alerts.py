@@ -170,3 +170,29 @@ def test_a_service_down_longer_than_the_limit_raises_an_alert_once_per_outage(
     assert [a.dedupe_key for a in again if "course API" in a.summary] == [course.dedupe_key], (
         "same outage, same key"
     )
+
+
+def test_the_registry_s_gate_decisions_make_one_streak_alert(
+    sqlite_mlflow_server: str, covertype_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    import pandas as pd
+
+    from ancora.monitoring.alerts import gate_streak_alert
+    from tests.support.inference import log_covertype_model, register
+
+    name = "covertype-streak"
+    monkeypatch.setenv("ANCORA_MLFLOW_TRACKING_URI", sqlite_mlflow_server)
+    monkeypatch.setenv("ANCORA_REGISTERED_MODEL_NAME", name)
+    get_settings.cache_clear()
+    logged = log_covertype_model(sqlite_mlflow_server, pd.read_csv(covertype_csv, nrows=500), 2, 0)
+    client = mlflow.MlflowClient(sqlite_mlflow_server)
+    for number, decision in enumerate(("first", "kept", "kept"), start=1):
+        register(sqlite_mlflow_server, name, logged)
+        client.set_model_version_tag(name, str(number), "gate_decision", decision)
+    assert gate_streak_alert(get_settings()) is None, "two rejections are no streak"
+    register(sqlite_mlflow_server, name, logged)
+    client.set_model_version_tag(name, "4", "gate_decision", "kept")
+    alert = gate_streak_alert(get_settings())
+    assert alert is not None and alert.dedupe_key == f"gate_streak:{name}:from-v2"
+    assert "rejected 3 candidates" in alert.summary and "(v2..v4)" in alert.summary
