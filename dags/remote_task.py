@@ -7,8 +7,10 @@ the `follow` task in this UI cancels the job (`scancel` on Slurm).
 
 * **submit**: hands the stored task to its runner (`runner_location` → `ANCORA_REMOTE_LOCATIONS`):
   `hpc` copies the zips to the Slurm login node over SSH, writes the batch script and calls
-  `sbatch --parsable`; `local` starts a process here. A retry never submits twice: a task that
-  already has a job id is left alone, and one cancelled before it started is not submitted.
+  `sbatch --parsable`; `local` (admins only, where enabled) starts a process here, as the configured
+  unprivileged account. Either way the job gets a minimal environment, none of this worker's
+  (no Fernet key, no database URL). A retry never submits twice: a task that already has a job id is
+  left alone, and one cancelled before it started is not submitted.
 * **follow**: defers to `RemoteJobTrigger`, which polls `squeue`/`sacct` from the triggerer and
   records the state the client reads; at the end it keeps the log tail and the MLflow run id.
   COMPLETED succeeds, FAILED fails, CANCELLED is skipped.

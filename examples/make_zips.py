@@ -1,4 +1,4 @@
-"""Build test_data.zip (the HTRU2 pulsar CSV) and test_processor.zip (processor/project) here.
+"""Build test_data.zip (the HTRU2 pulsar CSV) and test_processor.zip (the MLflow projects of processor/) here.
 
 Usage: python make_zips.py [path/to/HTRU_2.csv] [output folder]
 """

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from ancora.config import Settings, get_settings
+from ancora.serving.errors import reported_errors
+from inference.limits import BodyLimits
 from inference.metrics import MetricsMiddleware
 from inference.routes import dispatches, health, metrics, models, predict
 from inference.runtime import ServingRuntime
@@ -52,7 +56,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.add_middleware(predict.PredictFastPath, runtime=runtime)  # inside the metrics middleware
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(request: Request, error: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 format, with each value shown as a short preview and at most 50 items."""
+        return JSONResponse({"detail": reported_errors(error.errors())}, status_code=422)
+
+    # The last added is the outermost: metrics, then body limits, then the /predict fast path.
+    app.add_middleware(predict.PredictFastPath, runtime=runtime)
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=predict.body_limits(settings.inference_batch_max_rows),
+        default_max_bytes=predict.PREDICT_MAX_BYTES,
+        timeout_seconds=settings.inference_body_timeout_seconds,
+    )
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     for router in (predict.router, models.router, health.router, metrics.router, dispatches.router):
         app.include_router(router)

@@ -23,8 +23,12 @@ from inference.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
+USERNAME_LENGTH = 150
+"""The prediction log's username column: a longer X-Ancora-User is cut, so it cannot fail a write."""
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 """What a caller's X-Request-ID may look like to be kept; anything else gets a fresh id."""
+BATCH_PARSING_SLOTS = 2
+"""Batch bodies parsed at once (in threads): more would not go faster on the GIL, only hold more memory."""
 
 
 class ServingRuntime:
@@ -50,6 +54,7 @@ class ServingRuntime:
             concurrency=settings.serving_predict_workers if self.worker else 1,
         )
         self.prediction_log: PredictionLogger | None = None
+        self.batch_parsing = asyncio.Semaphore(BATCH_PARSING_SLOTS)
 
     async def start(self) -> None:
         """Start serving at once; the first registry check runs in the background, so liveness does
@@ -97,7 +102,7 @@ class ServingRuntime:
                 at=time.time(),
                 request_id=request_id,
                 route=route,
-                username=username,
+                username=username[:USERNAME_LENGTH] if username else None,
                 model_name=model.ref.name,
                 model_version=model.ref.version,
                 classes=model.classes,

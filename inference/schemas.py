@@ -106,6 +106,7 @@ DISPATCH_EXAMPLE: dict[str, Any] = {
     "rows_written": 99990,
     "state": "succeeded",
     "error": None,
+    "heartbeat_at": "2026-11-23T11:00:06.912000Z",
 }
 
 
@@ -128,6 +129,11 @@ class Dispatch(BaseModel):
     )
     state: Literal["running", "succeeded", "failed"]
     error: str | None = Field(description="Why the dispatch failed.")
+    heartbeat_at: datetime | None = Field(
+        default=None,
+        description="Last sign of life while it ran; a running dispatch whose heartbeat stopped is "
+        "marked failed by the next one.",
+    )
 
 
 class DispatchList(BaseModel):

@@ -10,13 +10,15 @@ from starlette.concurrency import run_in_threadpool
 
 from ancora.config import Settings, get_settings
 from ancora.sagemaker.provisioning import Provisioner
+from provisioning.gate import ProvisioningGate
 from provisioning.routes import health, pipelines
 
 DESCRIPTION = """
 Bring-your-own-model pipelines with the request bodies of the AWS MLOps Workload Orchestrator
-(`/provisionpipeline`, `/pipelinestatus`, `/inference`). Deploys to this machine (`local`) or to
-SageMaker, as `ANCORA_BYOM_TARGET` says. `/provisionpipeline` needs the admin bearer token.
-See docs/sagemaker.md.
+(`/provisionpipeline`, `/pipelinestatus`, `/inference`), and their teardown (`/deletepipeline`).
+Deploys to this machine (`local`) or to SageMaker, as `ANCORA_BYOM_TARGET` says. Provisioning and
+deleting need `ANCORA_PROVISIONING_TOKEN`; status and inference take `ANCORA_PROVISIONING_READ_TOKEN`
+too. See docs/sagemaker.md and docs/security.md.
 """
 
 
@@ -36,4 +38,5 @@ def create_app(settings: Settings | None = None, provisioner: Provisioner | None
     app = FastAPI(title="Ancora BYOM provisioning", description=DESCRIPTION, version="1", lifespan=lifespan)
     for router in (pipelines.router, health.router):
         app.include_router(router)
+    app.add_middleware(ProvisioningGate, settings=settings)
     return app

@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ancora.remote.auth import NotAuthenticated, read_token
+from ancora.remote.login_limits import LoginLimits
 from ancora.remote.service import TaskService
 from ancora.remote.store import User
 
@@ -20,6 +21,14 @@ def get_service(request: Request) -> TaskService:
 
 
 ServiceDep = Annotated[TaskService, Depends(get_service)]
+
+
+def get_login_limits(request: Request) -> LoginLimits:
+    limits: LoginLimits = request.app.state.login_limits
+    return limits
+
+
+LoginLimitsDep = Annotated[LoginLimits, Depends(get_login_limits)]
 
 
 def current_user(

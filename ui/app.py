@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ancora.ui.throttle import SignInThrottle
 from ancora.ui.users import Page, Role, UsersFileError, UserStore, pages_for
 from ancora.ui.widgets import USER_KEY, SignedIn, current_user, settings
 
@@ -25,6 +26,12 @@ PAGE_FILES = {
 }
 
 st.set_page_config(page_title="Ancora", page_icon=":material/forest:", layout="wide")
+
+
+@st.cache_resource
+def sign_in_throttle(users_file: str, max_failures: int, window_seconds: float) -> SignInThrottle:
+    """One per users file and process, shared by every browser session (a new session resets nothing)."""
+    return SignInThrottle(max_failures, window_seconds)
 
 
 def sign_in() -> None:
@@ -46,10 +53,22 @@ def sign_in() -> None:
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        user = store.authenticate(username.strip(), password)
+        name = username.strip()
+        config = settings()
+        throttle = sign_in_throttle(
+            str(store.path), config.ui_sign_in_max_failures, config.ui_sign_in_window_seconds
+        )
+        wait = throttle.retry_after(name)
+        if wait is not None:
+            st.error(f"Too many failed sign-ins for this username. Try again in {max(1, round(wait))} s.")
+            st.stop()
+        with throttle.checking():
+            user = store.authenticate(name, password)
         if user is None:
+            throttle.failed(name)
             st.error("Wrong username or password.")
         else:
+            throttle.succeeded(name)
             st.session_state[USER_KEY] = SignedIn(user.username, user.role)
             st.rerun()
 

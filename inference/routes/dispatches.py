@@ -80,7 +80,8 @@ def _in_utc(field: str, value: datetime) -> datetime:
 
 def _dispatch(record: DispatchRecord) -> dict[str, Any]:
     values = dict(record.__dict__)
-    values.pop("datalake_table")
+    for internal in ("datalake_table", "host", "pid", "pid_start_ticks"):
+        values.pop(internal)
     return values
 
 

@@ -1,8 +1,9 @@
 """``RemoteJobTrigger``: polls a task's job from the triggerer until it ends.
 
-For the ``hpc`` runner a poll is ``squeue`` (then ``sacct``) over the SSH provider's SSHHook, run in
-a thread because paramiko blocks; the runner keeps one SSH connection for the trigger's lifetime.
-Each poll also records the state in the task store, so the client sees RUNNING as soon as Slurm does.
+For the ``hpc`` runner a poll is ``squeue`` (then ``sacct``) over SSH (paramiko, in
+``ancora.remote.runners.hpc``), run in a thread because paramiko blocks; the runner keeps one SSH
+connection for the trigger's lifetime. Each poll also records the state in the task store, so the
+client sees RUNNING as soon as Slurm does; the job's end also closes the task's MLflow run.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Serve test_dir/model on port 8080 (GET /ping, POST /invocations) until Ctrl-C.
-# Usage: ./serve_local.sh [--native]   (Docker by default; --native runs sagemaker/serve)
+# Serve test_dir/model on 127.0.0.1:$PORT (8080): GET /ping, POST /invocations, until Ctrl-C.
+# Usage: ./serve_local.sh IMAGE [--native]
+#   IMAGE     the image ../build_and_push.sh built (e.g. random_forest): docker run IMAGE serve
+#   --native  run sagemaker/serve with this checkout's Python instead (no Docker; IMAGE optional)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-PORT="${PORT:-8080}"
+parse_image_arguments "$@"
 if [ "$MODE" = native ]; then
   exec "$PYTHON" "$REPO/sagemaker/serve" --prefix "$TEST_DIR" --host 127.0.0.1 --port "$PORT"
 else

@@ -6,6 +6,7 @@ the launcher, the tests and compose agree on where Airflow keeps its state.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from ancora.config import PROJECT_ROOT, Settings
+from ancora.private_files import private_dir, read_or_create_private_file
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 PLUGINS_FOLDER = PROJECT_ROOT / "plugins"
@@ -26,24 +28,26 @@ def fernet_key() -> str:
 
 
 def persistent_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
-    """A random secret kept in the state folder, so every Airflow component signs with the same key."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = make()
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
+    """A random secret kept in the state folder, so every Airflow component signs with the same key;
+    created with mode 0600 (``ancora.private_files``)."""
+    return read_or_create_private_file(path, make)
 
 
 def passwords_file(settings: Settings) -> Path:
     return settings.airflow_home / "simple_auth_manager_passwords.json.generated"
 
 
+def admin_passwords(settings: Settings) -> Path:
+    """The simple auth manager's passwords file, with a generated admin password, made here with mode
+    0600: Airflow would otherwise create it with the process umask and print the password to its log."""
+    path = passwords_file(settings)
+    read_or_create_private_file(path, lambda: json.dumps({ADMIN_USER: secrets.token_urlsafe(16)}) + "\n")
+    return path
+
+
 def airflow_environment(settings: Settings) -> dict[str, str]:
     """Environment for every native Airflow process (api-server, scheduler, dag-processor, triggerer)."""
-    home = settings.airflow_home
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(settings.airflow_home)
     venv_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     return {
@@ -58,7 +62,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__FERNET_KEY": persistent_secret(home / "fernet.key", fernet_key),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(admin_passwords(settings)),
         "AIRFLOW__API__HOST": settings.bind_host,
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": settings.airflow_url,

@@ -6,15 +6,21 @@ Every URL, port, path and credential is read here, from ``ANCORA_*`` environment
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The source checkout; the shipped sample data and the DAG folder are found relative to it."""
+
+MIN_PROVISIONING_TOKEN_LENGTH = 32
+"""``secrets.token_urlsafe(24)`` is 32 characters: 192 random bits."""
 
 
 class Settings(BaseSettings):
@@ -187,8 +193,9 @@ class Settings(BaseSettings):
         "(inline: a laptop or tests without a scheduler).",
     )
     remote_locations: str = Field(
-        default='{"atena02":"hpc","local":"local"}',
-        description="JSON map of runner_location names to runner kinds (hpc, local, sagemaker).",
+        default='{"atena02":"hpc"}',
+        description="JSON map of runner_location names to runner kinds (hpc, local, sagemaker); a local "
+        "location also needs remote_local_enabled.",
     )
     remote_login_minutes: int = Field(
         default=60, ge=1, description="Lifetime of a task service login token (signed JWT)."
@@ -253,6 +260,55 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Timeout of the SSH connection and of each command on the login node."
     )
 
+    # --- Task service: jobs, MLflow runs, tokens, retention (src/ancora/remote, task_service/) ---
+    remote_mlflow_env_manager: Literal["local", "virtualenv", "uv", "conda"] = Field(
+        default="local",
+        description="--env-manager of `mlflow run` in mlflow-mode jobs that do not name one; local: the "
+        "environment the operator provides (hpc_job_setup), no download on the compute node.",
+    )
+    remote_local_enabled: bool = Field(
+        default=False,
+        description="Allow the local runner (jobs on the task service's host, admins only); off by default.",
+    )
+    remote_local_run_as: str | None = Field(
+        default=None,
+        description="Unprivileged OS account local jobs run as; required when the service runs as root "
+        "(jobs never run as root).",
+    )
+    remote_local_work_root: Path | None = Field(
+        default=None,
+        description="Folder of the local jobs' work folders, outside state_dir; default: the system "
+        "temporary folder's ancora-jobs.",
+    )
+    remote_local_job_path: str | None = Field(
+        default=None,
+        description="PATH of local jobs; default: this Python's bin folder, /usr/local/bin, /usr/bin, /bin.",
+    )
+    remote_task_retention_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="Hours a finished task's files (uploads, work folders here and on the cluster) are "
+        "kept; the task's record and log tail stay.",
+    )
+    remote_user_quota_mb: float = Field(
+        default=10_240, gt=0, description="Disk one user's kept task files may use (uploads and unpacked)."
+    )
+    remote_login_max_failures: int = Field(
+        default=5, ge=1, description="Failed task service logins per username within the window before 429."
+    )
+    remote_login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed task service logins per client address within the window."
+    )
+    remote_login_window_seconds: float = Field(
+        default=300.0, gt=0, description="Window of the failed-login limits; also the longest Retry-After."
+    )
+    task_service_tls_cert_file: Path | None = Field(
+        default=None, description="Certificate (PEM) the task service serves HTTPS with; unset: plain HTTP."
+    )
+    task_service_tls_key_file: Path | None = Field(
+        default=None, description="Private key (PEM) of task_service_tls_cert_file."
+    )
+
     aws_region: str = Field(default="us-east-1", description="AWS region of the SageMaker and S3 calls.")
     aws_endpoint_url: str | None = Field(
         default=None,
@@ -308,6 +364,34 @@ class Settings(BaseSettings):
     byom_inference_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout of one /inference call to an endpoint."
     )
+    provisioning_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may provision and delete BYOM pipelines (and read them); at least "
+        "32 characters, not the same as ANCORA_ADMIN_TOKEN; unset: the provisioning API is closed.",
+    )
+    provisioning_read_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for /pipelinestatus and /inference of the provisioning API only; at "
+        "least 32 characters; unset: only ANCORA_PROVISIONING_TOKEN reads.",
+    )
+    byom_assets_root: str | None = Field(
+        default=None,
+        description="Where a relative model_artifact_location is read (the orchestrator's assets bucket); "
+        "default: state_dir/provisioning/artifacts on the local target, s3://sagemaker_bucket on sagemaker.",
+    )
+    byom_data_roots: str | None = Field(
+        default=None,
+        description="Comma-separated folders and s3://bucket/prefix that data_capture_location, "
+        "batch_inference_data and batch_job_output_location may name; default: "
+        "state_dir/provisioning/data and s3://sagemaker_bucket.",
+    )
+    byom_capture_flush_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often a local endpoint's captured requests are written to an s3:// "
+        "data_capture_location (one object per endpoint and flush).",
+    )
 
     # --- Streamlit UI (ui/, `ancora ui`, `ancora users`) ---
     ui_port: int = Field(default=8501, description="Port of the Streamlit app.")
@@ -330,6 +414,16 @@ class Settings(BaseSettings):
     ui_mlflow_public_url: str | None = Field(
         default=None,
         description="MLflow UI address the app links to in the browser; default: the tracking URI.",
+    )
+    ui_sign_in_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins a username may have in ui_sign_in_window_seconds before it is locked.",
+    )
+    ui_sign_in_window_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Window of ui_sign_in_max_failures; a locked username unlocks as its failures age out.",
     )
 
     # --- Dispatches: scheduled batch scoring over a datalake (`ancora dispatch`, covertype_dispatch) ---
@@ -379,6 +473,15 @@ class Settings(BaseSettings):
     )
     dispatch_history_hours: float = Field(
         default=24.0, gt=0, description="Default time window of GET /dispatches, back from now, in hours."
+    )
+    dispatch_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between the heartbeats a running dispatch records."
+    )
+    dispatch_stale_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A running dispatch without a heartbeat for this long is marked failed by the next "
+        "dispatch (at once when its process on the same host is gone); at least 3 heartbeats.",
     )
 
     # --- Docker Compose: services reach each other by name, not on bind_host (docker-compose.yml) ---
@@ -497,10 +600,65 @@ class Settings(BaseSettings):
         default=None, description="Password of ui_task_service_username; default: task_service_password."
     )
 
+    # --- Security limits (docs/security.md; src/ancora/http_server.py, inference/limits.py) ---
+    inference_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a request's line and headers to the inference API "
+        "(slowloris bound); past it the connection is closed.",
+    )
+    inference_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Time a client has to send a request body to the inference API once the headers "
+        "are in; past it the answer is 408.",
+    )
+
     @field_validator("state_dir")
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("provisioning_token", "provisioning_read_token")
+    @classmethod
+    def _long_provisioning_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """A guessable token would hand out deploys (a pickle runs code): refuse to start with one."""
+        if value is None or not value.get_secret_value():
+            return None
+        length = len(value.get_secret_value())
+        if length < MIN_PROVISIONING_TOKEN_LENGTH:
+            raise ValueError(
+                f"ANCORA_{str(info.field_name).upper()} has {length} characters; use at least "
+                f"{MIN_PROVISIONING_TOKEN_LENGTH}, e.g. python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _separate_tokens(self) -> Settings:
+        """One leaked token must not open the other doors: each token is its own."""
+        tokens = {
+            "ANCORA_ADMIN_TOKEN": self.admin_token,
+            "ANCORA_PROVISIONING_TOKEN": self.provisioning_token,
+            "ANCORA_PROVISIONING_READ_TOKEN": self.provisioning_read_token,
+        }
+        seen: dict[str, str] = {}
+        for name, token in tokens.items():
+            if token is None or not token.get_secret_value():
+                continue
+            other = seen.setdefault(token.get_secret_value(), name)
+            if other != name:
+                raise ValueError(f"{name} must differ from {other}: each token grants different rights")
+        return self
+
+    @model_validator(mode="after")
+    def _stale_after_several_heartbeats(self) -> Settings:
+        if self.dispatch_stale_after_seconds < 3 * self.dispatch_heartbeat_seconds:
+            raise ValueError(
+                "ANCORA_DISPATCH_STALE_AFTER_SECONDS must be at least 3 times "
+                "ANCORA_DISPATCH_HEARTBEAT_SECONDS, or a live dispatch that missed a beat is taken for dead"
+            )
+        return self
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -541,6 +699,17 @@ class Settings(BaseSettings):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def resolved_remote_local_work_root(self) -> Path:
+        return self.remote_local_work_root or Path(tempfile.gettempdir()) / "ancora-jobs"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_remote_local_job_path(self) -> str:
+        default = [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+        return self.remote_local_job_path or os.pathsep.join(default)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def resolved_task_service_url(self) -> str:
         return self.task_service_url or f"http://{self.bind_host}:{self.task_service_port}"
 
@@ -577,6 +746,20 @@ class Settings(BaseSettings):
         if self.byom_artifact_roots:
             return [root.strip() for root in self.byom_artifact_roots.split(",") if root.strip()]
         return [str(self.state_dir / "provisioning" / "artifacts"), f"s3://{self.sagemaker_bucket}/"]
+
+    @property
+    def resolved_byom_assets_root(self) -> str:
+        if self.byom_assets_root:
+            return self.byom_assets_root.strip()
+        if self.byom_target == "sagemaker":
+            return f"s3://{self.sagemaker_bucket}/"
+        return str(self.state_dir / "provisioning" / "artifacts")
+
+    @property
+    def resolved_byom_data_roots(self) -> list[str]:
+        if self.byom_data_roots:
+            return [root.strip() for root in self.byom_data_roots.split(",") if root.strip()]
+        return [str(self.state_dir / "provisioning" / "data"), f"s3://{self.sagemaker_bucket}/"]
 
     @property
     def provisioning_url(self) -> str:

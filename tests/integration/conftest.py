@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests: one real MLflow server (SQLite backend) per session."""
+"""Fixtures of the integration tests: one real MLflow server (SQLite backend) and one real Slurm
+cluster (munged, slurmctld, slurmd and an sshd on loopback) per session, started on first use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from ancora.config import Settings, get_settings
 from tests.support.mlflow_server import running_mlflow_server
+from tests.support.slurm import SlurmCluster, running_slurm
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +19,14 @@ def sqlite_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     """A real `mlflow server` (SQLite backend store, proxied local artifacts) shared by the session."""
     with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """The test cluster, shared by every module that submits to Slurm (it starts in a few seconds,
+    but its jobs are what the tests wait for: one cluster keeps them queued on one node)."""
+    with running_slurm(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

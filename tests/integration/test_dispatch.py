@@ -168,6 +168,68 @@ def test_a_dispatch_scores_every_awaiting_row_once_and_a_rerun_writes_nothing(
     assert rerun.events[-1].detail == "no rows await a prediction"
 
 
+KILLED_BETWEEN_COMMITS = f"""
+import os, signal
+from ancora.config import get_settings
+from ancora.dispatch import events
+from ancora.dispatch.run import run_dispatch
+
+record_batch = events.EventsStore.record_batch
+
+
+def record_or_die(self, dispatch_id, batch_events, predictions, counters):
+    if counters.rows_read > {BATCH}:  # batch 2 is committed to the datalake, not yet recorded
+        os.kill(os.getpid(), signal.SIGKILL)
+    record_batch(self, dispatch_id, batch_events, predictions, counters)
+
+
+events.EventsStore.record_batch = record_or_die
+run_dispatch(get_settings())
+"""
+
+
+def test_a_dispatch_killed_between_its_two_commits_is_failed_and_recovered_by_the_next(
+    configure: Any, mariadb_url: str, registry: Registry
+) -> None:
+    """A real SIGKILL of a real dispatch process right after a datalake commit and before the events
+    record; the next dispatch marks it failed, records what it had written, and scores the rest."""
+    settings = configure(mariadb_url, events_url=mariadb_url)
+    seeded(settings)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN_COMMITS], capture_output=True, text=True, timeout=300
+    )
+    assert killed.returncode == -9, killed.stderr
+    events = open_events_store(settings.resolved_dispatch_events_db_url)
+    (dead,) = events.running()
+    assert dead.rows_read == BATCH  # the record lags the datalake by one batch
+    assert int((table_rows(mariadb_url)["dispatch_id"] == dead.id).sum()) == 2 * BATCH
+
+    summary = run_dispatch(settings)
+    assert summary.state == "succeeded", summary.error
+    assert summary.recovered == [dead.id]
+    detail = events.get(dead.id)
+    assert detail is not None
+    assert detail.dispatch.state == "failed"
+    assert (detail.dispatch.error or "").startswith(f"dispatch died: its process (pid {dead.pid} on ")
+    assert detail.dispatch.rows_read == 2 * BATCH
+    assert [p.row_key for p in detail.predictions] == [str(key) for key in range(1, 2 * BATCH + 1)]
+    assert [event.event for event in detail.events][-2:] == ["persisted", "failed"]
+
+    rows = table_rows(mariadb_url)
+    by_dispatch = rows.groupby("dispatch_id").size().to_dict()
+    assert by_dispatch == {dead.id: 2 * BATCH, summary.id: ROWS - 2 * BATCH}
+    assert detail.dispatch.rows_read + summary.counters.rows_read == ROWS
+    written = detail.dispatch.rows_written + summary.counters.rows_written
+    assert written == int(rows["predicted_cover_type"].notna().sum()) == ROWS - INVALID
+    recorded = {p.row_key: p.predicted_class for p in detail.predictions}
+    mine = rows[rows["dispatch_id"] == dead.id]
+    assert all(
+        recorded[str(key)] == (None if pd.isna(label) else int(label))
+        for key, label in zip(mine["id"], mine["predicted_cover_type"], strict=True)
+    )
+    assert all(p.error for p in detail.predictions if p.status == "invalid")
+
+
 def test_a_table_dropped_between_batches_fails_the_dispatch_and_keeps_whole_batches(
     configure: Any, mariadb_url: str
 ) -> None:
@@ -355,7 +417,8 @@ def test_the_api_lists_dispatches_shows_one_and_reports_the_datalake(
         listed = client.get("/dispatches").raise_for_status().json()
         assert [d["id"] for d in listed["dispatches"]] == [summary.id]
         (item,) = listed["dispatches"]
-        assert item | {"started_at": None, "ended_at": None} == {
+        assert datetime.fromisoformat(item["heartbeat_at"]) >= datetime.fromisoformat(item["started_at"])
+        assert item | {"started_at": None, "ended_at": None, "heartbeat_at": None} == {
             "id": summary.id,
             "dag_run_id": "scheduled__x",
             "started_at": None,
@@ -368,6 +431,7 @@ def test_the_api_lists_dispatches_shows_one_and_reports_the_datalake(
             "rows_written": 118,
             "state": "succeeded",
             "error": None,
+            "heartbeat_at": None,
         }
         assert client.get("/dispatches", params={"state": "failed"}).json()["dispatches"] == []
         old = client.get(

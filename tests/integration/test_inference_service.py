@@ -7,6 +7,8 @@ stop the registry get their own registered name or their own server.
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ import pandas as pd
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from ancora.schema import COLUMN_NAMES, COVER_TYPE_NAMES, FEATURE_NAMES
@@ -33,6 +36,7 @@ from tests.support.inference import (
     wait_ready,
 )
 from tests.support.mlflow_server import MlflowServer, mlflow_server
+from tests.support.served_app import read_until_closed
 
 pytestmark = pytest.mark.integration
 
@@ -254,9 +258,40 @@ def test_moving_the_alias_under_load_swaps_within_a_poll_and_fails_no_request(
     assert all(version == new_version for sent, _, _, version in results if sent > first_new)
 
 
+HOSTILE_TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b'"\xff\xfe"', b'"\xc3\x28"']
+"""JSON that Python's encoder writes but the standard refuses, numbers past a float, invalid UTF-8:
+each once answered 500 and dropped the connection."""
+
+
+@st.composite
+def hostile_bodies(draw: st.DrawFn, case: Any) -> Any:
+    """The generated case with a hostile token as the value of a feature (a field that is read: an
+    ignored field may hold NaN, as pydantic allows), sent as raw bytes."""
+    body = case.body
+    token = draw(st.sampled_from(HOSTILE_TOKENS))
+    if isinstance(body, str):  # text/csv: invalid UTF-8 inside a cell
+        position = draw(st.integers(0, len(body)))
+        case.body = body[:position].encode() + b"\xff\xfe" + body[position:].encode()
+        return case
+    marker = "__hostile__"
+    field = draw(st.sampled_from(FEATURE_NAMES))
+    if isinstance(body, list):
+        first = body[0] if body and isinstance(body[0], dict) else {}
+        body = [{**first, field: marker}, *body[1:]]
+    else:
+        body = {**(body if isinstance(body, dict) else {}), field: marker}
+    case.body = json.dumps(body).encode().replace(f'"{marker}"'.encode(), token)
+    return case
+
+
 def test_no_generated_request_gets_a_server_error(service: str) -> None:
-    """Schemathesis generates requests for every operation of the OpenAPI document; none may get a 5xx."""
+    """Schemathesis generates requests for every operation of the OpenAPI document; none may get a 5xx.
+
+    Each operation with a body is called twice over: with generated bodies, and with generated bodies
+    carrying a hostile token (``HOSTILE_TOKENS``), which must be refused with a 4xx.
+    """
     schema = schemathesis.openapi.from_url(f"{service}/openapi.json")
+    hostile_calls = 0
     for result in schema.get_all_operations():
         operation = result.ok()
 
@@ -266,6 +301,41 @@ def test_no_generated_request_gets_a_server_error(service: str) -> None:
             case.call_and_validate(checks=[not_a_server_error], timeout=30)
 
         call()
+        if operation.method.upper() != "POST" or not operation.path.startswith("/predict"):
+            continue
+
+        @given(case=operation.as_strategy().flatmap(hostile_bodies))
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def call_hostile(case: Any) -> None:
+            nonlocal hostile_calls
+            response = case.call_and_validate(checks=[not_a_server_error], timeout=30)
+            hostile_calls += 1
+            assert 400 <= response.status_code < 500, (case.body[:200], response.text[:300])
+
+        call_hostile()
+    assert hostile_calls >= 60
+
+
+def test_attacks_on_the_real_process_are_refused(service: str, holdout: pd.DataFrame) -> None:
+    """`ancora serve` wires the body caps and the bounded HTTP protocol (the attacks one by one are in
+    tests/unit/test_inference_attacks.py)."""
+    port = httpx.URL(service).port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 150000000\r\n\r\n{")
+        assert read_until_closed(sock, timeout=30).startswith(b"HTTP/1.1 413 ")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Junk: " + b"a" * 100_000 + b"\r\n\r\n")
+        assert read_until_closed(sock, timeout=30).startswith(b"HTTP/1.1 431 ")
+    row = json.dumps(_raw(holdout)[0])
+    with httpx.Client(base_url=service, timeout=30) as client:
+        for literal in ("NaN", "1e400"):
+            response = client.post("/predict", content=row[:-1] + f', "Slope": {literal}}}')
+            assert response.status_code == 422
+            assert response.json()["detail"][0]["loc"] == ["body", "Slope"]
+        header = ",".join(f"c{index}" for index in range(20_000))
+        wide = client.post("/predict/batch", content=header, headers={"content-type": "text/csv"})
+        assert wide.status_code == 422
 
 
 def test_the_service_keeps_serving_when_the_registry_stops(

@@ -68,6 +68,8 @@ def test_every_prediction_is_logged_with_its_request_id_user_and_answer(
         assert hostile.status_code == 200 and len(hostile.json()["request_id"]) == 32, (
             "a new id, not the echo"
         )
+        long_user = client.post("/predict", json=sample[1], headers={"X-Ancora-User": "u" * 5000})
+        assert long_user.status_code == 200
         batch = client.post("/predict/batch", json=sample[2:])
         assert batch.status_code == 200
         batch_id = batch.json()["request_id"]
@@ -75,10 +77,10 @@ def test_every_prediction_is_logged_with_its_request_id_user_and_answer(
         metrics = ""
         while time.monotonic() < deadline:
             metrics = client.get("/metrics").text
-            if 'ancora_inference_prediction_log_rows_total{outcome="written"} 30.0' in metrics:
+            if 'ancora_inference_prediction_log_rows_total{outcome="written"} 31.0' in metrics:
                 break
             time.sleep(0.2)
-    assert 'ancora_inference_prediction_log_rows_total{outcome="written"} 30.0' in metrics
+    assert 'ancora_inference_prediction_log_rows_total{outcome="written"} 31.0' in metrics
     assert 'ancora_inference_prediction_log_rows_total{outcome="dropped_queue_full"} 0.0' in metrics
     store = open_monitoring_store(f"sqlite:///{state / 'dispatch' / 'events.db'}")
     logged = store.predictions(
@@ -90,6 +92,7 @@ def test_every_prediction_is_logged_with_its_request_id_user_and_answer(
     assert mine["probability"] == pytest.approx(max(one.json()["probabilities"].values()))
     assert str(mine["Soil_Type"]) == sample[0]["Soil_Type"] and mine["latency_ms"] > 0
     assert (logged["request_id"] == batch_id).sum() == 28
+    assert logged["username"].str.len().max() == 150, "a long user header is cut, not a failed write"
 
 
 def test_a_rollback_under_load_is_followed_within_the_poll_interval_and_recorded(

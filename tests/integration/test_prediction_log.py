@@ -144,11 +144,11 @@ def test_sampling_keeps_a_share_of_requests(tmp_path: Path) -> None:
     assert (logger.counts["written"], logger.counts["sampled_out"]) == (2, 2)
 
 
-def test_the_monitoring_tables_come_from_revision_0003_on_top_of_the_dispatch_tables(
+def test_the_monitoring_tables_come_from_revision_0003_on_top_of_the_dispatch_heartbeat(
     mariadb_url: str,
 ) -> None:
     engine = create_events_engine(mariadb_url)
-    upgrade_events_schema(engine, "0001")
+    upgrade_events_schema(engine, "0002")
     assert "prediction_log" not in sa.inspect(engine).get_table_names()
     upgrade_events_schema(engine)
     tables = set(sa.inspect(engine).get_table_names())
@@ -164,6 +164,6 @@ def test_the_monitoring_tables_come_from_revision_0003_on_top_of_the_dispatch_ta
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0001")
+        command.downgrade(config, "0002")
     tables = set(sa.inspect(engine).get_table_names())
     assert "prediction_log" not in tables and "dispatches" in tables, "the downgrade removes only them"

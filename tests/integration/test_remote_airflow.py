@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -100,7 +102,6 @@ def test_a_submission_becomes_a_remote_task_dag_run(
     add_user(db_url, "engineer", "engineer-password")
     env = {
         "ANCORA_REMOTE_EXECUTOR": "airflow",
-        "ANCORA_REMOTE_LOCATIONS": '{"laptop":"local"}',
         "ANCORA_AIRFLOW_PORT": str(airflow_api["port"]),
         "ANCORA_AIRFLOW_PASSWORD": airflow_api["password"],
     }
@@ -116,7 +117,7 @@ def test_a_submission_becomes_a_remote_task_dag_run(
         from ancora.client import Submitter, TaskHandler
 
         submitted = Submitter(
-            dataset_file=str(dataset), processor_file=str(processor), runner_location="laptop",
+            dataset_file=str(dataset), processor_file=str(processor), runner_location="atena02",
             execution_mode="no-mlflow", execution_command="python job.py", instance_type="cpu",
         ).submit_task().json()  # fmt: skip
         assert submitted["job_id"] == f"remote__{submitted['id']}"
@@ -140,14 +141,13 @@ def test_an_unreachable_airflow_fails_the_task_with_the_reason(
 
     monkeypatch.setenv("ANCORA_AIRFLOW_PORT", str(free_port()))
     monkeypatch.setenv("ANCORA_AIRFLOW_PASSWORD", "irrelevant")
-    monkeypatch.setenv("ANCORA_REMOTE_LOCATIONS", '{"laptop":"local"}')
     get_settings.cache_clear()
     service = TaskService(get_settings())
     archive_path = tmp_path / "a.zip"
     with zipfile.ZipFile(archive_path, "w") as archive:
         archive.writestr("job.py", "print('hi')")
     fields = SubmissionFields(
-        dataset_name="d", runner_location="laptop", execution_mode="no-mlflow", experiment_name="e",
+        dataset_name="d", runner_location="atena02", execution_mode="no-mlflow", experiment_name="e",
         execution_command="python job.py", tracking_uri=None, instance_type="cpu", account="default_account",
         model_params={},
     )  # fmt: skip
@@ -161,3 +161,59 @@ def test_an_unreachable_airflow_fails_the_task_with_the_reason(
     assert task.status.value == "FAILED"
     assert "not reachable" in task.detail
     service.close()
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_the_remote_task_dag_gives_a_local_job_none_of_airflows_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In compose's Airflow mode the DAG's submit task starts the job inside the worker, next to
+    Airflow's Fernet key and database URL: the runner hands it the minimal environment only."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.remote.service import SubmissionFields, TaskService
+    from ancora.remote.store import User
+
+    airflow_secrets = {name: value for name, value in os.environ.items() if name.startswith("AIRFLOW__")}
+    assert "AIRFLOW__CORE__FERNET_KEY" in airflow_secrets
+    admin_token = "admin-" + os.urandom(12).hex()
+    job_root = Path(tempfile.mkdtemp(prefix="ancora-jobs-"))
+    job_root.chmod(0o711)
+    for name, value in {
+        "ANCORA_REMOTE_LOCATIONS": '{"worker":"local"}',
+        "ANCORA_REMOTE_LOCAL_ENABLED": "true",
+        "ANCORA_REMOTE_LOCAL_RUN_AS": "nobody",
+        "ANCORA_REMOTE_LOCAL_WORK_ROOT": str(job_root),
+        "ANCORA_REMOTE_POLL_SECONDS": "0.2",
+        "ANCORA_ADMIN_TOKEN": admin_token,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    service = TaskService(get_settings())
+    archive_path = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("rows.csv", "a\n1\n")
+    fields = SubmissionFields(
+        dataset_name="d", runner_location="worker", execution_mode="no-mlflow", experiment_name="e",
+        execution_command="sh -c 'id -u; env'", tracking_uri=None, instance_type="cpu",
+        account="default_account", model_params={},
+    )  # fmt: skip
+    try:
+        with archive_path.open("rb") as first, archive_path.open("rb") as second:
+            task = service.accept(User("ada", "", True), fields, ("d.zip", first), ("p.zip", second))
+        dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("remote_task")
+        assert dag is not None
+        run = dag.test(run_conf={"task_id": task.id})
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert states == {"submit": "success", "follow": "success"}, states
+        task = service.store.get(task.id)
+        log = task.log_tail or ""
+        assert task.status.value == "COMPLETED", log
+        assert log.splitlines()[0] == "65534"
+        assert "AIRFLOW" not in log and admin_token not in log
+        for value in airflow_secrets.values():
+            assert len(value) < 8 or value not in log
+    finally:
+        service.close()
+        shutil.rmtree(job_root, ignore_errors=True)

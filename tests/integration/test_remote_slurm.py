@@ -1,9 +1,10 @@
 """Remote execution against a real single-node Slurm cluster behind a real sshd.
 
-The usage examples of the client library run unchanged as scripts: the pulsar random forest
-reaches COMPLETED and its MLflow run exists with n_estimators=2; a long job is cancelled through the
-client and Slurm confirms it; a failing command ends FAILED with its log. The service keeps its
-state in MariaDB and follows jobs itself (inline); the remote_task DAG is run once with dag.test().
+A long job is cancelled through the client and Slurm confirms it; a failing command ends FAILED with
+its log; a job sees a minimal environment, none of the service's secrets; the service keeps its state
+in MariaDB and follows jobs itself (inline); the remote_task DAG is run once with dag.test(), and the
+retention then removes the task's files here and on the cluster. The seed document's usage examples
+run against the same cluster in test_seed_000_examples.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +27,25 @@ import pytest
 from ancora.config import PROJECT_ROOT, Settings, get_settings
 from tests.conftest import SHARED_DATA
 from tests.support.databases import throwaway_mariadb
-from tests.support.mlflow_server import running_mlflow_server
-from tests.support.slurm import SlurmCluster, running_slurm
+from tests.support.slurm import SlurmCluster
 from tests.support.task_service import add_user, running_task_service
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = PROJECT_ROOT / "examples"
 PASSWORD = "slurm-" + secrets.token_hex(8)
+ADMIN_TOKEN = "admin-" + secrets.token_hex(16)
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED"}
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    with running_slurm(tmp_path_factory.mktemp("slurm")) as running:
-        yield running
+def cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    return slurm_cluster
 
 
 @pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
-        yield url
+def tracking_uri(sqlite_mlflow_server: str) -> str:
+    return sqlite_mlflow_server
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +70,17 @@ def hpc_env(
 
 @pytest.fixture(scope="module")
 def service(hpc_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The service runs with a secret in its environment, as in production: no job may see it."""
     state = tmp_path_factory.mktemp("service")
     add_user(hpc_env["ANCORA_REMOTE_DB_URL"], "engineer", PASSWORD)
-    with running_task_service(state, {**hpc_env, "ANCORA_REMOTE_EXECUTOR": "inline"}) as url:
+    env = {**hpc_env, "ANCORA_REMOTE_EXECUTOR": "inline", "ANCORA_ADMIN_TOKEN": ADMIN_TOKEN}
+    with running_task_service(state, env) as url:
         yield {"url": url, "log": state / "logs" / "task_service.log"}
 
 
 @pytest.fixture(scope="module")
 def zips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder the examples run in, holding test_data.zip and test_processor.zip."""
+    """A folder holding test_data.zip (the pulsar CSV) and test_processor.zip (examples/processor)."""
     folder = tmp_path_factory.mktemp("examples")
     subprocess.run(
         [
@@ -103,23 +105,18 @@ def client_env(service: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def example(name: str, service: dict[str, Any], cwd: Path, stdin: str = "") -> str:
+def cancel_script(service: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """The seed's cancel script, verbatim, with the task id on stdin; its printed answer."""
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        cwd=cwd,
+        [sys.executable, str(EXAMPLES / "seed_000" / "cancel_task.py")],
         env=client_env(service),
-        input=stdin,
+        input=task_id,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def answer(output: str) -> dict[str, Any]:
-    """The examples print the response JSON as a Python dict, after input()'s prompt."""
-    return dict(ast.literal_eval(output[output.index("{") :]))
+    return dict(ast.literal_eval(result.stdout[result.stdout.index("{") :]))
 
 
 @pytest.fixture
@@ -133,6 +130,19 @@ def client(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     return Submitter, TaskHandler
 
 
+def submit_plain(client: Any, zips: Path, command: str) -> dict[str, Any]:
+    """A no-mlflow job on the cpu instance type with the example zips; the submit answer."""
+    submitter, _ = client
+    response = submitter(
+        dataset_file=str(zips / "test_data.zip"),
+        processor_file=str(zips / "test_processor.zip"),
+        execution_mode="no-mlflow",
+        execution_command=command,
+        instance_type="cpu",
+    ).submit_task()
+    return dict(response.json())
+
+
 def wait_for(handler: Any, statuses: set[str], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -142,50 +152,16 @@ def wait_for(handler: Any, statuses: set[str], timeout: float) -> dict[str, Any]
         time.sleep(0.25)
 
 
-def test_the_usage_examples_train_on_slurm_and_log_to_mlflow(
-    service: dict[str, Any], zips: Path, cluster: SlurmCluster, tracking_uri: str, client: Any
-) -> None:
-    job_id, task_id = example("submit_task.py", service, zips).split()
-    assert cluster.job_state(job_id) in {"PENDING", "RUNNING", "COMPLETED"}
-
-    _, task_handler = client
-    done = wait_for(task_handler(task_id), FINISHED, timeout=240)
-    assert done["status"] == "COMPLETED", task_handler(task_id).get_task_logs().json()["log"]
-    assert answer(example("get_status.py", service, zips, task_id))["status"] == "COMPLETED"
-    assert cluster.job_state(job_id) == "COMPLETED"
-    details = cluster.slurm("scontrol", "show", "job", "-o", job_id)
-    assert "Account=twinscie" in details and "Partition=debug" in details
-
-    run_id = answer(example("get_run_id.py", service, zips, task_id))["run_id"]
-    assert run_id and len(run_id) == 32
-    from mlflow.tracking import MlflowClient
-
-    run = MlflowClient(tracking_uri).get_run(run_id)
-    assert run.data.params["n_estimators"] == "2"
-    assert run.data.params["random_state"] == "42"
-    assert run.data.metrics["f1"] > 0.5
-    assert MlflowClient(tracking_uri).get_experiment(run.info.experiment_id).name == "test_lib"
-
-    cancelled_late = answer(example("cancel_task.py", service, zips, task_id))
-    assert cancelled_late["status"] == "COMPLETED", "cancelling a finished task changes nothing"
-
-
 def test_a_long_job_cancelled_through_the_client_is_cancelled_in_slurm(
     service: dict[str, Any], zips: Path, cluster: SlurmCluster, client: Any
 ) -> None:
-    submitter, task_handler = client
-    response = submitter(
-        dataset_file=str(zips / "test_data.zip"),
-        processor_file=str(zips / "test_processor.zip"),
-        execution_mode="no-mlflow",
-        execution_command="sleep 600",
-        instance_type="cpu",
-    ).submit_task()
-    task_id, job_id = response.json()["id"], response.json()["job_id"]
+    _, task_handler = client
+    submitted = submit_plain(client, zips, "sleep 600")
+    task_id, job_id = submitted["id"], submitted["job_id"]
     assert wait_for(task_handler(task_id), {"RUNNING"}, timeout=30)["status"] == "RUNNING"
 
     started = time.monotonic()
-    cancelled = answer(example("cancel_task.py", service, zips, task_id))
+    cancelled = cancel_script(service, task_id)
     state = wait_for(task_handler(task_id), FINISHED, timeout=10)
     elapsed = time.monotonic() - started
     assert cancelled["id"] == task_id
@@ -197,19 +173,41 @@ def test_a_long_job_cancelled_through_the_client_is_cancelled_in_slurm(
 def test_a_failing_command_ends_failed_with_its_log(
     service: dict[str, Any], zips: Path, cluster: SlurmCluster, client: Any
 ) -> None:
-    submitter, task_handler = client
-    response = submitter(
-        dataset_file=str(zips / "test_data.zip"),
-        processor_file=str(zips / "test_processor.zip"),
-        execution_mode="no-mlflow",
-        execution_command="python -c \"import sys; print('no such column: pulsar_score'); sys.exit(7)\"",
-        instance_type="cpu",
-    ).submit_task()
-    task_id, job_id = response.json()["id"], response.json()["job_id"]
+    _, task_handler = client
+    submitted = submit_plain(
+        client, zips, "python -c \"import sys; print('no such column: pulsar_score'); sys.exit(7)\""
+    )
+    task_id, job_id = submitted["id"], submitted["job_id"]
     state = wait_for(task_handler(task_id), FINISHED, timeout=60)
     assert state["status"] == "FAILED"
     assert cluster.job_state(job_id) == "FAILED"
     assert "no such column: pulsar_score" in task_handler(task_id).get_task_logs().json()["log"]
+
+
+JOB_VARIABLES = {"ANCORA_TASK_ID", "DATASET_NAME", "DATASET_DIR", "ANCORA_MODEL_PARAMS"}
+SHELL_VARIABLES = {"PWD", "SHLVL", "_", "OLDPWD"}
+"""What bash itself exports to the job's command."""
+
+
+def test_an_hpc_job_starts_with_a_minimal_environment_and_no_service_secret(
+    service: dict[str, Any], zips: Path, cluster: SlurmCluster, client: Any
+) -> None:
+    """The batch script keeps the cluster user's identity, PATH and Slurm's variables, nothing else."""
+    _, task_handler = client
+    task_id = submit_plain(client, zips, "env")["id"]
+    assert wait_for(task_handler(task_id), FINISHED, timeout=60)["status"] == "COMPLETED"
+    log = task_handler(task_id).get_task_logs().json()["log"]
+    assert ADMIN_TOKEN not in log and PASSWORD not in log
+    names = {line.split("=", 1)[0] for line in log.splitlines() if "=" in line}
+    kept = {"HOME", "USER", "LOGNAME", "PATH", "SHELL", "LANG", "TERM", "TZ", "TMPDIR", "MODULEPATH"}
+    unexpected = {
+        name
+        for name in names - JOB_VARIABLES - SHELL_VARIABLES - kept
+        if not name.startswith(("SLURM_", "SLURMD_", "LC_", "LMOD_"))
+    }
+    assert unexpected == set(), unexpected
+    assert {"PATH", "HOME", *JOB_VARIABLES} <= names
+    assert "SSH_CONNECTION" not in log
 
 
 def test_secrets_never_reach_the_service_log(service: dict[str, Any], cluster: SlurmCluster) -> None:
@@ -277,4 +275,14 @@ def test_the_remote_task_dag_submits_follows_and_records_a_slurm_job(
     assert "hello from slurm" in (task.log_tail or "")
     script = Path(task.work_dir or "", "job.sbatch").read_text()
     assert "exec " + shlex.join(["python", "-c", "print('hello from slurm')", "--alpha=0.5"]) in script
+
+    assert service.purge_expired() == [], "a task inside its retention keeps its files"
+    retention = timedelta(hours=service.settings.remote_task_retention_hours)
+    later = (task.finished_at or task.updated_at) + retention + timedelta(minutes=1)
+    assert task.id in service.purge_expired(at=later)
+    assert not Path(task.work_dir or "").exists(), "the cluster's work folder is removed"
+    assert not Path(task.local_dir).exists(), "the service's task folder is removed"
+    purged = service.store.get(task.id)
+    assert purged.purged_at is not None and purged.disk_bytes == 0
+    assert "hello from slurm" in (purged.log_tail or ""), "the record and its log tail stay"
     service.close()

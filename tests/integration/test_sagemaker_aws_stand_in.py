@@ -28,12 +28,21 @@ from ancora.sagemaker.configs import (
     sagemaker_name,
     training_job_config,
 )
+from ancora.sagemaker.data import write_payload_csv
 from ancora.sagemaker.runner import SageMakerRunner, from_sagemaker
 from provisioning.app import create_app
-from tests.support.sagemaker import FAKE_AWS_ENV, REFERENCE_ROW, moto_server, tar_model, trained_pulsar
+from tests.support.sagemaker import (
+    FAKE_AWS_ENV,
+    PROVISIONING_TOKEN,
+    REFERENCE_ROW,
+    bearer,
+    moto_server,
+    tar_model,
+    trained_pulsar,
+)
 
 BUCKET = "ancora-sagemaker"
-TOKEN = "aws-stand-in-token"
+AUTH = bearer(PROVISIONING_TOKEN)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +57,10 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setti
         monkeypatch.setenv(name, value)
     httpx.post(f"{moto_url}/moto-api/reset")
     settings = Settings(
-        state_dir=tmp_path / "state", aws_endpoint_url=moto_url, admin_token=TOKEN, byom_target="sagemaker"
+        state_dir=tmp_path / "state",
+        aws_endpoint_url=moto_url,
+        provisioning_token=PROVISIONING_TOKEN,
+        byom_target="sagemaker",
     )
     boto3.client("s3", region_name="us-east-1", endpoint_url=moto_url).create_bucket(Bucket=BUCKET)
     return settings
@@ -175,12 +187,12 @@ def test_sagemaker_target_provisions_on_the_aws_stand_in(
     aws: Settings, uploaded_model: str, moto_url: str
 ) -> None:
     with TestClient(create_app(aws)) as client:
-        answer = client.post(
-            "/provisionpipeline", json=body(uploaded_model), headers={"Authorization": f"Bearer {TOKEN}"}
-        )
+        answer = client.post("/provisionpipeline", json=body(uploaded_model), headers=AUTH)
         assert answer.status_code == 200, answer.text
         assert answer.json()["message"] == "endpoint pulsar creating"
-        state = client.post("/pipelinestatus", json={"pipeline_id": answer.json()["pipeline_id"]}).json()
+        state = client.post(
+            "/pipelinestatus", json={"pipeline_id": answer.json()["pipeline_id"]}, headers=AUTH
+        ).json()
         assert state["status"] == "Succeeded" and state["message"] == "InService"
         sagemaker = client_for(aws, "sagemaker")
         model = sagemaker.describe_model(ModelName=state["details"]["model"])
@@ -189,8 +201,45 @@ def test_sagemaker_target_provisions_on_the_aws_stand_in(
 
         canned = {"results": [{"Body": '{"predictions": [1]}', "ContentType": "application/json"}]}
         httpx.post(f"{moto_url}/moto-api/static/sagemaker/endpoint-results", json=canned).raise_for_status()
-        inference = client.post("/inference", json={"payload": REFERENCE_ROW, "content_type": "text/csv"})
+        inference = client.post(
+            "/inference", json={"payload": REFERENCE_ROW, "content_type": "text/csv"}, headers=AUTH
+        )
         assert inference.json() == {"endpoint_name": "pulsar", "predictions": [1]}
+
+        pipeline_id = answer.json()["pipeline_id"]
+        deleted = client.post("/deletepipeline", json={"pipeline_id": pipeline_id}, headers=AUTH)
+        assert deleted.status_code == 200, deleted.text
+        details = state["details"]
+        assert deleted.json()["message"] == (
+            f"pipeline {pipeline_id} deleted: endpoint pulsar, endpoint config {details['endpoint_config']}, "
+            f"model {details['model']}"
+        )
+        assert sagemaker.list_endpoints()["Endpoints"] == []
+        assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+        assert sagemaker.list_models()["Models"] == []
+        again = client.post("/deletepipeline", json={"pipeline_id": pipeline_id}, headers=AUTH)
+        assert again.status_code == 200 and "already deleted" in again.json()["message"]
+        after = client.post("/pipelinestatus", json={"pipeline_id": pipeline_id}, headers=AUTH).json()
+        assert after["status"] == "Deleted"
+
+
+def test_a_teardown_of_what_sagemaker_already_lost_still_succeeds_on_the_aws_stand_in(
+    aws: Settings, uploaded_model: str
+) -> None:
+    """Deleted by hand in the console first: each missing resource counts as deleted, so a retry of a
+    half-finished teardown is harmless."""
+    with TestClient(create_app(aws)) as client:
+        pipeline_id = client.post("/provisionpipeline", json=body(uploaded_model), headers=AUTH).json()[
+            "pipeline_id"
+        ]
+        sagemaker = client_for(aws, "sagemaker")
+        sagemaker.delete_endpoint(EndpointName="pulsar")
+        [model] = sagemaker.list_models()["Models"]
+        sagemaker.delete_model(ModelName=model["ModelName"])
+        answer = client.post("/deletepipeline", json={"endpoint_name": "pulsar"}, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["deleted"] == [pipeline_id]
+    assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
 
 
 def test_sagemaker_target_batch_runs_a_transform_job_on_the_aws_stand_in(
@@ -206,13 +255,13 @@ def test_sagemaker_target_batch_runs_a_transform_job_on_the_aws_stand_in(
     request.pop("data_capture_location")
     request.pop("endpoint_name")
     with TestClient(create_app(aws)) as client:
-        answer = client.post("/provisionpipeline", json=request, headers={"Authorization": f"Bearer {TOKEN}"})
+        answer = client.post("/provisionpipeline", json=request, headers=AUTH)
         assert answer.status_code == 200, answer.text
         pipeline_id = answer.json()["pipeline_id"]
         deadline = time.monotonic() + 30
-        while (state := client.post("/pipelinestatus", json={"pipeline_id": pipeline_id}).json())[
-            "status"
-        ] == "InProgress":
+        while (
+            state := client.post("/pipelinestatus", json={"pipeline_id": pipeline_id}, headers=AUTH).json()
+        )["status"] == "InProgress":
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert state["status"] == "Succeeded"
@@ -221,6 +270,46 @@ def test_sagemaker_target_batch_runs_a_transform_job_on_the_aws_stand_in(
     )
     assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/batch/in.csv"
     assert job["TransformOutput"]["S3OutputPath"] == f"s3://{BUCKET}/batch/out/"
+    with TestClient(create_app(aws)) as client:
+        deleted = client.post("/deletepipeline", json={"pipeline_id": pipeline_id}, headers=AUTH)
+    assert deleted.status_code == 200, deleted.text
+    assert client_for(aws, "sagemaker").list_models()["Models"] == []
+
+
+def orchestrator_batch_body(model_location: str) -> dict[str, Any]:
+    """A batch request with the orchestrator's scheme-less bucket/key locations."""
+    request = body(
+        model_location,
+        pipeline_type="byom_batch_custom",
+        batch_inference_data=f"{BUCKET}/batch/in.csv",
+        batch_job_output_location=f"{BUCKET}/batch/out",
+    )
+    request.pop("data_capture_location")
+    return request
+
+
+def test_sagemaker_target_reads_orchestrator_locations_on_the_aws_stand_in(aws: Settings) -> None:
+    """Scheme-less batch locations are bucket/key, as the orchestrator reads them; a local path is
+    refused by the sagemaker target (it cannot reach this machine's disk)."""
+    client_for(aws, "s3").put_object(Bucket=BUCKET, Key="model.tar.gz", Body=b"checked by SageMaker")
+    client_for(aws, "s3").put_object(Bucket=BUCKET, Key="batch/in.csv", Body=REFERENCE_ROW.encode())
+    request = orchestrator_batch_body("model.tar.gz")
+    with TestClient(create_app(aws)) as client:
+        answer = client.post("/provisionpipeline", json=request, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        local_capture = client.post(
+            "/provisionpipeline",
+            json=body("model.tar.gz", data_capture_location=str(aws.resolved_byom_data_roots[0])),
+            headers=AUTH,
+        )
+    assert local_capture.status_code == 422
+    assert "SageMaker captures to S3" in local_capture.json()["detail"]
+    [summary] = client_for(aws, "sagemaker").list_transform_jobs()["TransformJobSummaries"]
+    job = client_for(aws, "sagemaker").describe_transform_job(TransformJobName=summary["TransformJobName"])
+    assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/batch/in.csv"
+    assert job["TransformOutput"]["S3OutputPath"] == f"s3://{BUCKET}/batch/out"
+    model = client_for(aws, "sagemaker").describe_model(ModelName=job["ModelName"])
+    assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{BUCKET}/model.tar.gz"
 
 
 @pytest.mark.parametrize(
@@ -228,15 +317,15 @@ def test_sagemaker_target_batch_runs_a_transform_job_on_the_aws_stand_in(
     [
         (f"s3://{BUCKET}/models/missing/model.tar.gz", "not found"),
         ("s3://someone-elses-bucket/model.tar.gz", "outside the allowed roots"),
+        (f"s3://{BUCKET}-evil/model.tar.gz", "outside the allowed roots"),
+        ("models/missing/model.tar.gz", "not found"),
     ],
 )
 def test_sagemaker_target_refuses_bad_artifacts_and_creates_nothing(
     aws: Settings, location: str, expected: str
 ) -> None:
     with TestClient(create_app(aws)) as client:
-        answer = client.post(
-            "/provisionpipeline", json=body(location), headers={"Authorization": f"Bearer {TOKEN}"}
-        )
+        answer = client.post("/provisionpipeline", json=body(location), headers=AUTH)
     assert answer.status_code == 422 and expected in answer.json()["detail"]
     sagemaker = client_for(aws, "sagemaker")
     assert sagemaker.list_models()["Models"] == []
@@ -247,7 +336,7 @@ def test_a_refused_update_undoes_what_it_created_on_the_aws_stand_in(
     aws: Settings, uploaded_model: str
 ) -> None:
     """moto lacks UpdateEndpoint, so a second deploy of ``pulsar`` fails there: a real refusal to undo."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = AUTH
     with TestClient(create_app(aws)) as client:
         assert (
             client.post("/provisionpipeline", json=body(uploaded_model), headers=headers).status_code == 200
@@ -258,3 +347,36 @@ def test_a_refused_update_undoes_what_it_created_on_the_aws_stand_in(
     assert len(sagemaker.list_models()["Models"]) == 1
     assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 1
     assert sagemaker.describe_endpoint(EndpointName="pulsar")["EndpointStatus"] == "InService"
+
+
+def test_local_target_batch_reads_and_writes_s3_on_the_aws_stand_in(
+    aws: Settings, uploaded_model: str, pulsar_csv: Path, tmp_path: Path
+) -> None:
+    """The orchestrator's batch body (bucket/key locations) on the local target: the CSV is fetched from
+    S3, scored by the real model, and the predictions are written back next to where SageMaker would."""
+    payload = tmp_path / "in.csv"
+    labels = write_payload_csv(pulsar_csv, payload, rows=120, positives=30, seed=5)
+    client_for(aws, "s3").upload_file(str(payload), BUCKET, "batch/in.csv")
+    settings = aws.model_copy(update={"byom_target": "local", "byom_assets_root": f"s3://{BUCKET}/"})
+    request = orchestrator_batch_body("models/pulsar/model.tar.gz")
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/provisionpipeline", json=request, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["message"] == f"batch job scoring {BUCKET}/batch/in.csv"
+        pipeline_id = answer.json()["pipeline_id"]
+        deadline = time.monotonic() + 120
+        while (
+            state := client.post("/pipelinestatus", json={"pipeline_id": pipeline_id}, headers=AUTH).json()
+        )["status"] == "InProgress":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.3)
+        assert state["status"] == "Succeeded", state
+        assert state["message"] == "scored 120 rows from 1 file(s)"
+        missing = dict(request, batch_inference_data=f"{BUCKET}/batch/nothing-here/")
+        refused = client.post("/provisionpipeline", json=missing, headers=AUTH)
+        assert refused.status_code == 422 and "holds no CSV object" in refused.json()["detail"]
+    written = client_for(aws, "s3").get_object(Bucket=BUCKET, Key="batch/out/in.csv.out")["Body"].read()
+    predicted = [int(line) for line in written.decode().splitlines()]
+    assert len(predicted) == 120
+    assert sum(p == t for p, t in zip(predicted, labels, strict=True)) >= 108
+    assert not (settings.state_dir / "provisioning" / "batch" / pipeline_id).exists()

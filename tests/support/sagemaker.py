@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ancora.config import PROJECT_ROOT
 from ancora.sagemaker.data import write_training_csv
@@ -85,3 +86,44 @@ FAKE_AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 """Credentials moto accepts; set so boto3 can never find real ones."""
+
+
+PROVISIONING_TOKEN = "provisioning-token-for-the-tests-0123456789"
+READ_TOKEN = "read-only-token-for-the-tests-0123456789abc"
+"""Both over the 32-character minimum the settings enforce, and different (the settings insist)."""
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+DOCKER_STAND_IN = """#!/usr/bin/env bash
+# Stand-in for the docker CLI (no Docker engine runs here): records each call as a JSON line.
+set -euo pipefail
+stdin=""
+if [ "${1:-}" = login ]; then stdin="$(cat)"; fi
+python3 - "$DOCKER_STAND_IN_LOG" "$stdin" "$@" <<'PY'
+import json, sys
+with open(sys.argv[1], "a") as log:
+    log.write(json.dumps({"argv": sys.argv[3:], "stdin": sys.argv[2]}) + "\\n")
+PY
+if [ -n "${DOCKER_STAND_IN_FAIL:-}" ] && [ "$1" = "$DOCKER_STAND_IN_FAIL" ]; then
+  echo "stand-in docker: $1 refused" >&2
+  exit 1
+fi
+"""
+
+
+def docker_stand_in(folder: Path) -> tuple[Path, Path]:
+    """A folder holding the ``docker`` stand-in (put it first on PATH), and the log it writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    program = folder / "docker"
+    program.write_text(DOCKER_STAND_IN)
+    program.chmod(0o755)
+    return folder, folder / "docker-calls.jsonl"
+
+
+def docker_calls(log_path: Path) -> list[dict[str, Any]]:
+    if not log_path.exists():
+        return []
+    return [json.loads(line) for line in log_path.read_text().splitlines()]

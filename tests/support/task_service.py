@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -30,7 +31,9 @@ def add_user(db_url: str, username: str, password: str, admin: bool = False) -> 
 
 @contextmanager
 def running_task_service(state_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
-    """Start the service on a free port with ``env`` laid over this process's; yields its URL."""
+    """Start the service on a free port with ``env`` laid over this process's; yields its URL.
+
+    With ANCORA_TASK_SERVICE_TLS_CERT_FILE in ``env`` it serves https, and the URL says so."""
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -50,21 +53,25 @@ def running_task_service(state_dir: Path, env: Mapping[str, str]) -> Iterator[st
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    certificate = env.get("ANCORA_TASK_SERVICE_TLS_CERT_FILE")
+    url = f"{'https' if certificate else 'http'}://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(process, url, log_path)
+        verify = ssl.create_default_context(cafile=certificate) if certificate else True
+        _wait_until_healthy(process, url, log_path, verify=verify)
         yield url
     finally:
         stop_process(process)
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+def _wait_until_healthy(
+    process: subprocess.Popen[bytes], url: str, log_path: Path, verify: ssl.SSLContext | bool = True
+) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"task service exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=1.0, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass

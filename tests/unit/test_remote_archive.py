@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -91,3 +92,51 @@ def test_other_files_are_not_zips(tmp_path: Path) -> None:
     text = tmp_path / "data.zip"
     text.write_text("target_class\n1\n")
     assert "not a zip file" in refused(tmp_path, text)
+
+
+def test_many_small_entries_cannot_add_up_to_a_bomb(tmp_path: Path) -> None:
+    """The attack of issue #15: nineteen 1 MiB zero-filled entries (about 21 KB packed) used to pass,
+    each being at the per-entry threshold; the ratio over the whole archive refuses them."""
+    default = ZipLimits(max_unpacked_bytes=2048 * 1024 * 1024, max_ratio=200, max_entries=20_000)
+    bomb = make_zip(tmp_path / "many.zip", {f"part{index:02}.bin": b"\0" * (1 << 20) for index in range(19)})
+    assert bomb.stat().st_size < 40_000
+    reason = refused(tmp_path, bomb, default)
+    assert "the archive inflates" in reason and "zip bomb guard" in reason
+
+
+def test_a_small_archive_of_zeros_is_no_bomb(tmp_path: Path) -> None:
+    """Below 1 MiB unpacked the ratio is not held against an archive: it cannot hurt."""
+    source = make_zip(tmp_path / "zeros.zip", {"blank.bin": b"\0" * 500_000})
+    assert unpack_zip(source, tmp_path / "out", LIMITS).bytes == 500_000
+
+
+def write_raw_zip(path: Path, entries: list[tuple[str, bytes]]) -> Path:
+    """A zip with exactly these entries, duplicates included (zipfile warns, then writes them)."""
+    with zipfile.ZipFile(path, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for name, data in entries:
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        ([("a.txt", b"1"), ("a.txt", b"2")], "appears twice"),
+        ([("data", b"file"), ("data/inner.csv", b"x")], "lies under a file"),
+        ([("data/inner.csv", b"x"), ("data", b"file")], "both a file and a folder"),
+        ([("data", b"file"), ("data/", b"")], "both a file and a folder"),
+        ([("./a.txt", b"1"), ("a.txt", b"2")], "appears twice"),
+    ],
+)
+def test_colliding_names_are_refused_before_anything_is_written(
+    tmp_path: Path, entries: list[tuple[str, bytes]], reason: str
+) -> None:
+    source = write_raw_zip(tmp_path / "collide.zip", entries)
+    assert reason in refused(tmp_path, source)
+
+
+def test_file_system_refusals_become_the_uploads_fault_not_a_crash(tmp_path: Path) -> None:
+    """A name the file system cannot hold (too long) answers UnsafeArchive (HTTP 400), not an OSError."""
+    source = make_zip(tmp_path / "long.zip", {"x" * 300 + ".txt": b"1"})
+    assert "cannot be unpacked" in refused(tmp_path, source)

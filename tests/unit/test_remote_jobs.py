@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from ancora.remote.jobs import InvalidJob, build_argv, check_model_params, find_mlflow_run_id
+from ancora.remote.jobs import InvalidJob, build_argv, check_model_params, find_mlflow_run_id, job_environment
 from ancora.remote.slurm import (
     ClusterPlan,
     InstanceType,
@@ -124,3 +125,78 @@ def test_the_run_id_is_read_from_mlflow_run_output() -> None:
     )
     assert find_mlflow_run_id(log) == "bbd7fa82b3e7444895120a32330d1fa5"
     assert find_mlflow_run_id("no run here") is None
+
+
+def test_mlflow_run_gets_the_operators_env_manager_unless_it_names_one() -> None:
+    """The seed's command runs unchanged: no environment is built on a node without internet."""
+    seed = build_argv(
+        "mlflow run measurements_regression_training_right", {"n_estimators": 2}, env_manager="local"
+    )
+    assert seed == (
+        "mlflow", "run", "measurements_regression_training_right",
+        "--env-manager", "local", "-P", "n_estimators=2",
+    )  # fmt: skip
+    for own in ("mlflow run p --env-manager virtualenv", "mlflow run p --env-manager=uv"):
+        assert build_argv(own, {}, env_manager="local").count("local") == 0
+    assert build_argv("python train.py", {}, env_manager="local") == ("python", "train.py")
+
+
+def test_mlflow_run_is_handed_the_tasks_run_and_may_not_choose_another() -> None:
+    run_id = "0123456789abcdef0123456789abcdef"
+    argv = build_argv("mlflow run p", {}, env_manager="local", mlflow_run_id=run_id)
+    assert argv[-2:] == ("--run-id", run_id)
+    for chosen in ("mlflow run p --run-id " + run_id, "mlflow run p --run-id=" + run_id):
+        with pytest.raises(InvalidJob, match="may not set --run-id"):
+            build_argv(chosen, {})
+    environment = job_environment(
+        task_id=TASK, execution_mode="mlflow", experiment_name="e", tracking_uri="http://m:5000",
+        dataset_name="d", dataset_dir="/d", model_params={}, mlflow_run_id=run_id,
+    )  # fmt: skip
+    assert environment["MLFLOW_RUN_ID"] == run_id
+    plain = job_environment(
+        task_id=TASK, execution_mode="no-mlflow", experiment_name="e", tracking_uri="http://m:5000",
+        dataset_name="d", dataset_dir="/d", model_params={}, mlflow_run_id=run_id,
+    )  # fmt: skip
+    assert not any(name.startswith("MLFLOW_") for name in plain)
+
+
+def test_the_batch_script_starts_the_job_from_a_minimal_environment(tmp_path: Path) -> None:
+    """Run the rendered script's body under bash with a crowded environment and look at what is left."""
+    script = render_batch_script(
+        task_id=TASK,
+        work_dir="/home/u/ancora-tasks/" + TASK,
+        argv=("env",),
+        environment={"ANCORA_TASK_ID": TASK, "DATASET_DIR": "/d"},
+        plan=PLAN,
+        setup="export PATH=/opt/venv/bin:$PATH",
+    )
+    path = tmp_path / "job.sbatch"
+    path.write_text(script)
+    crowded = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/home/u",
+        "USER": "u",
+        "SLURM_JOB_ID": "42",
+        "MODULEPATH": "/opt/modules",
+        "SSH_CLIENT": "10.0.0.1 5555 22",
+        "SSH_CONNECTION": "10.0.0.1 5555 10.0.0.2 22",
+        "ANCORA_ADMIN_TOKEN": "secret-token",
+        "AIRFLOW__CORE__FERNET_KEY": "fernet-secret",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    }
+    output = subprocess.run(
+        ["bash", str(path)], env=crowded, capture_output=True, text=True, check=True
+    ).stdout
+    seen = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+    assert seen["PATH"] == "/opt/venv/bin:/usr/bin:/bin"
+    assert seen["SLURM_JOB_ID"] == "42" and seen["MODULEPATH"] == "/opt/modules" and seen["HOME"] == "/home/u"
+    assert seen["ANCORA_TASK_ID"] == TASK and seen["DATASET_DIR"] == "/d"
+    for gone in (
+        "SSH_CLIENT",
+        "SSH_CONNECTION",
+        "ANCORA_ADMIN_TOKEN",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
+        assert gone not in seen
+    assert "secret" not in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -17,7 +18,13 @@ import pytest
 from ancora.config import PROJECT_ROOT
 from ancora.sagemaker.data import write_payload_csv
 from ancora.sagemaker.image import image_requirements
-from tests.support.sagemaker import REFERENCE_ROW, SERVE_PROGRAM, trained_pulsar
+from tests.support.sagemaker import (
+    REFERENCE_ROW,
+    SERVE_PROGRAM,
+    docker_calls,
+    docker_stand_in,
+    trained_pulsar,
+)
 from tests.support.simulator import free_port
 
 
@@ -239,3 +246,93 @@ def test_dockerfile_passes_hadolint() -> None:
         [hadolint, str(PROJECT_ROOT / "sagemaker" / "Dockerfile")], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+LOCAL_TEST = PROJECT_ROOT / "sagemaker" / "local_test"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.fixture
+def used_test_dir(tmp_path: Path) -> Path:
+    """A copy of local_test/test_dir after a run: data, a model, outputs, a packed model."""
+    folder = tmp_path / "test_dir"
+    shutil.copytree(LOCAL_TEST / "test_dir", folder)
+    (folder / "input" / "data" / "training").mkdir(parents=True)
+    (folder / "input" / "data" / "training" / "train.csv").write_text("1,2.0,3.0\n0,1.0,1.0\n")
+    (folder / "model").mkdir()
+    (folder / "model" / "random-forest-pulsar-model.pkl").write_bytes(b"a trained model")
+    (folder / "model" / "model.tar.gz").write_bytes(b"packed")
+    (folder / "output" / "data").mkdir(parents=True)
+    (folder / "output" / "data" / "metrics.json").write_text("{}")
+    return folder
+
+
+def run_script(
+    name: str, arguments: list[str], test_dir: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LOCAL_TEST / name), *arguments],
+        env={"PATH": os.environ["PATH"], "TEST_DIR": str(test_dir), "PYTHON": sys.executable, "PORT": "18080"}
+        | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["../../data/pulsar/HTRU_2.csv"], "is not a Docker image name"),
+        (["/tmp/pulsars.csv", "--native"], "is not a Docker image name"),
+        (["Random_Forest"], "is not a Docker image name"),
+        (["random_forest", "other"], "one image name only"),
+        (["--csv", "x"], "unknown option --csv"),
+        ([], "name the image"),
+    ],
+)
+@pytest.mark.parametrize("script", ["train_local.sh", "serve_local.sh"])
+def test_a_bad_argument_to_the_local_scripts_deletes_nothing(
+    used_test_dir: Path, script: str, arguments: list[str], message: str
+) -> None:
+    """Issue #14: ``./train_local.sh random_forest`` took the image name for a CSV path, emptied
+    train.csv and deleted the model. Arguments are checked before anything is touched."""
+    before = snapshot(used_test_dir)
+    result = run_script(script, arguments, used_test_dir)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert snapshot(used_test_dir) == before
+
+
+def test_the_local_scripts_run_the_named_image_in_docker(used_test_dir: Path, tmp_path: Path) -> None:
+    """Without --native the first argument is the image ``docker run`` starts (a stand-in docker here:
+    no Docker engine runs on this machine); nothing the run did not produce is deleted."""
+    bin_dir, log = docker_stand_in(tmp_path / "bin")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "DOCKER_STAND_IN_LOG": str(log)}
+    before = snapshot(used_test_dir)
+    trained = run_script("train_local.sh", ["random_forest"], used_test_dir, **env)
+    served = run_script("serve_local.sh", ["random_forest"], used_test_dir, **env)
+    assert trained.returncode == 0 and served.returncode == 0, trained.stderr + served.stderr
+    mount = f"{used_test_dir}:/opt/ml"
+    assert [call["argv"] for call in docker_calls(log)] == [
+        ["run", "--rm", "-v", mount, "random_forest", "train"],
+        ["run", "--rm", "-p", "127.0.0.1:18080:8080", "-v", mount, "random_forest", "serve"],
+    ]
+    assert snapshot(used_test_dir) == before, "the existing train.csv is kept; the image replaces the model"
+
+
+def test_a_new_model_replaces_earlier_ones_only_once_written(tmp_path: Path) -> None:
+    from ancora.sagemaker.container import save_model
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "pulsar.pkl").write_bytes(b"earlier model")
+    (model_dir / "model.tar.gz").write_bytes(b"packed earlier")
+    saved = save_model({"a": "model"}, model_dir, "random-forest-pulsar-model")
+    left = sorted(path.name for path in model_dir.iterdir())
+    assert left == ["model.tar.gz", "random-forest-pulsar-model.pkl"]
+    assert saved == model_dir / "random-forest-pulsar-model.pkl"

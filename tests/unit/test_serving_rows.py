@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ from ancora.serving.rows import (
     features_frame,
     parse_csv_columns,
     parse_csv_rows,
+    parse_json_columns,
     parse_json_row,
     parse_json_rows,
     row_values,
@@ -127,11 +129,14 @@ def test_a_csv_line_with_the_wrong_number_of_fields_is_named() -> None:
     assert caught.value.errors[0]["loc"] == ("body", "line", 3)
 
 
-def test_an_oversize_csv_is_refused_with_its_row_count() -> None:
+@pytest.mark.parametrize("clean", [True, False])
+def test_an_oversize_csv_is_refused_at_the_first_row_past_the_limit(clean: bool) -> None:
     values = [EXAMPLE_ROW[name] for name in FEATURE_NAMES]
+    if not clean:
+        values[0] = " 3207"  # the csv module's path, which pydantic reads
     with pytest.raises(BatchTooLarge) as caught:
         parse_csv_rows(_csv(list(FEATURE_NAMES), [values] * 25), 10)
-    assert caught.value.rows == 25
+    assert str(caught.value) == "the batch has more than 10 rows; at most 10 are accepted per request"
 
 
 def test_the_frame_has_the_training_columns_and_types() -> None:
@@ -192,3 +197,72 @@ def test_a_body_the_csv_module_cannot_tokenise_is_refused_not_a_crash() -> None:
     with pytest.raises(RowsInvalid) as refused:
         parse_csv_columns(body, 10)
     assert refused.value.errors[0]["loc"][0] == "body"
+
+
+@pytest.mark.parametrize(
+    ("parse", "body"),
+    [
+        (parse_json_columns, b"[" + b"{}," * 6_500_000 + b"{}]"),  # 20 MB: decoded whole, 0.8 GB
+        (parse_json_columns, b"[" + b"0," * 9_900_000 + b"0]"),
+        (parse_csv_columns, (",".join(FEATURE_NAMES) + "\n" + "1\n" * 9_000_000).encode()),  # was 2.2 GB
+    ],
+)
+def test_a_body_of_millions_of_tiny_rows_is_refused_in_bounded_memory(parse: Any, body: bytes) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(BatchTooLarge) as caught:
+            parse(body, 10_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.rows is None
+    assert peak < 2 * len(body) + 16_000_000, f"{peak / 1e6:.0f} MB for a {len(body) / 1e6:.0f} MB body"
+
+
+def test_a_wide_or_duplicated_csv_header_is_named_without_comparing_every_pair() -> None:
+    with pytest.raises(RowsInvalid) as wide:
+        parse_csv_columns(",".join(f"c{index}" for index in range(20_000)) + "\n", 10)
+    assert "it has 20000 columns; at most 13 are allowed" in wide.value.errors[0]["msg"]
+    header = [*FEATURE_NAMES[:-1], "Slope"]
+    with pytest.raises(RowsInvalid) as duplicated:
+        parse_csv_columns(",".join(header) + "\n", 10)
+    assert "missing columns: Soil_Type" in duplicated.value.errors[0]["msg"]
+    assert "duplicated columns: Slope" in duplicated.value.errors[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b"[" + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"]", b"[\xff]"],
+)
+def test_deep_nesting_and_invalid_utf8_are_invalid_json(body: bytes) -> None:
+    with pytest.raises(RowsInvalid) as caught:
+        parse_json_columns(body, 10)
+    assert caught.value.errors[0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_numbers_are_refused_naming_the_field(literal: str) -> None:
+    body = (json.dumps(EXAMPLE_ROW)[:-1] + f', "Aspect": {literal}}}').encode()
+    with pytest.raises(RowsInvalid) as caught:
+        parse_json_columns(b"[" + body + b"]", 10)
+    assert [(e["loc"], e["type"]) for e in caught.value.errors] == [(("body", 0, "Aspect"), "finite_number")]
+    with pytest.raises(ValidationError) as single:
+        parse_json_row(body)
+    assert single.value.errors()[0]["type"] == "finite_number"
+
+
+def test_a_batch_of_bad_rows_is_checked_only_until_an_answer_is_full() -> None:
+    records = [dict(EXAMPLE_ROW) for _ in range(10_000)]
+    records[250] = {**EXAMPLE_ROW, "Slope": "steep"}
+    errors = _errors_of(records)
+    assert [(e["loc"], e["type"]) for e in errors] == [(("body", 250, "Slope"), "value_error")]
+    bad = [{"x": 1}] * 10_000
+    errors = _errors_of(bad)
+    assert len(errors) <= 2 * 12 * 100
+    assert errors[0]["loc"] == ("body", 0, "Elevation")
+
+
+def _errors_of(records: Any) -> list[dict[str, Any]]:
+    with pytest.raises(RowsInvalid) as caught:
+        validate_rows(records, limit=10_000)
+    return caught.value.errors

@@ -10,10 +10,11 @@ import typer
 from ancora.cli import data, dispatch, model, serve, services, train, ui
 from ancora.cli.config import config_app
 from ancora.cli.monitoring import alerts_app, drift_app
-from ancora.cli.sagemaker import provisioning, sagemaker_app
+from ancora.cli.sagemaker import provisioning_app, sagemaker_app
 from ancora.cli.stack import stack_app
 from ancora.cli.task_service import task_service_app
 from ancora.logs import configure_logging
+from ancora.private_files import restrict_umask
 
 app = typer.Typer(
     name="ancora",
@@ -25,6 +26,8 @@ app = typer.Typer(
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    # Every command, so the launcher and each service (and what they start) create 0600/0700 files.
+    restrict_umask()
     configure_logging(verbose)
 
 
@@ -38,7 +41,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(config_app, name="config")
 app.add_typer(task_service_app, name="task-service")
 app.add_typer(sagemaker_app, name="sagemaker")
-app.command("provisioning")(provisioning)
+app.add_typer(provisioning_app, name="provisioning")
 app.command("dispatch")(dispatch.dispatch)
 app.add_typer(dispatch.datalake_app, name="datalake")
 app.command("ui")(ui.ui)

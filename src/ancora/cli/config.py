@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from ancora.config import get_settings
+from ancora.redaction import masked
 from ancora.settings_docs import env_example, settings_table, write_settings_docs
 
 config_app = typer.Typer(help="Show and document the settings.", no_args_is_help=True)
@@ -24,8 +27,8 @@ def print_settings_table() -> None:
 
 @config_app.command("show")
 def show() -> None:
-    """Print the effective settings as JSON, secrets masked."""
-    typer.echo(get_settings().model_dump_json(indent=2))
+    """Print the effective settings as JSON, secrets masked (URL passwords too)."""
+    typer.echo(json.dumps(masked(json.loads(get_settings().model_dump_json())), indent=2))
 
 
 @config_app.command("write-docs")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
+from ancora import http_server
 from ancora.config import get_settings
 
 
@@ -18,10 +18,12 @@ def serve(
     from inference.app import create_app
 
     settings = get_settings()
-    uvicorn.run(
+    http_server.run(
         create_app(settings),
         host=settings.bind_host,
         port=port or settings.inference_port,
+        header_timeout_seconds=settings.inference_header_timeout_seconds,
+        body_timeout_seconds=settings.inference_body_timeout_seconds,
         access_log=access_log,
         log_level="info",
     )

@@ -106,6 +106,14 @@ class PendingBatch:
 
 
 @dataclass(frozen=True)
+class MarkedBatch(PendingBatch):
+    """Rows a dispatch wrote (its id in the marker column), with what it wrote: a class, or None for a
+    row it found invalid."""
+
+    predictions: list[int | None]
+
+
+@dataclass(frozen=True)
 class DatalakeStatus:
     ok: bool
     table: str
@@ -165,8 +173,26 @@ class Datalake:
         Paging by key, not by offset, so rows that stay pending (invalid rows without a marker column)
         are read once per dispatch and never loop.
         """
+        keys, columns, _ = self._read(self._pending, after_key, limit, with_prediction=False)
+        return PendingBatch(keys, columns)
+
+    def read_marked(self, dispatch_id: str, after_key: Any, limit: int) -> MarkedBatch:
+        """Up to ``limit`` rows carrying ``dispatch_id`` in the marker column, in key order: what that
+        dispatch committed, whether or not it lived to record it (needs a marker column)."""
+        if not self.layout.marker:
+            return MarkedBatch([], {name: [] for name in FEATURE_NAMES}, [])
+        marked = self._table.c[self.layout.marker] == dispatch_id
+        keys, columns, predictions = self._read(marked, after_key, limit, with_prediction=True)
+        return MarkedBatch(keys, columns, predictions)
+
+    def _read(
+        self, condition: sa.ColumnElement[bool], after_key: Any, limit: int, with_prediction: bool
+    ) -> tuple[list[Any], dict[str, list[Any]], list[Any]]:
         features = list(self.layout.features.items())
-        query = sa.select(self._key, *(self._table.c[column] for _, column in features)).where(self._pending)
+        selected = [self._key, *(self._table.c[column] for _, column in features)]
+        if with_prediction:
+            selected.append(self._table.c[self.layout.prediction])
+        query = sa.select(*selected).where(condition)
         if after_key is not None:
             query = query.where(self._key > after_key)
         query = query.order_by(self._key).limit(limit)
@@ -176,12 +202,11 @@ class Datalake:
         except SQLAlchemyError as error:
             raise DatalakeError(f"reading {self.where}: {describe_error(error)}") from error
         if not rows:
-            return PendingBatch([], {name: [] for name in FEATURE_NAMES})
+            return [], {name: [] for name in FEATURE_NAMES}, []
         values = list(zip(*rows, strict=True))
-        return PendingBatch(
-            keys=list(values[0]),
-            columns={name: list(column) for (name, _), column in zip(features, values[1:], strict=True)},
-        )
+        feature_values = values[1 : 1 + len(features)]
+        columns = {name: list(column) for (name, _), column in zip(features, feature_values, strict=True)}
+        return list(values[0]), columns, list(values[-1]) if with_prediction else []
 
     def write_back(
         self, dispatch_id: str, predictions: Mapping[int, Sequence[Any]], invalid: Sequence[Any]

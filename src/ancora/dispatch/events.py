@@ -43,6 +43,19 @@ class DispatchRecord:
     rows_written: int
     state: DispatchState
     error: str | None
+    heartbeat_at: datetime | None = None
+    host: str | None = None
+    pid: int | None = None
+    pid_start_ticks: int | None = None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process running a dispatch: the next dispatch checks it is still alive."""
+
+    host: str
+    pid: int
+    pid_start_ticks: int | None
 
 
 @dataclass(frozen=True)
@@ -136,7 +149,9 @@ class EventsStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def start(self, dispatch_id: str, dag_run_id: str | None, table: str, detail: str) -> datetime:
+    def start(
+        self, dispatch_id: str, dag_run_id: str | None, table: str, detail: str, owner: Owner | None = None
+    ) -> datetime:
         at = datetime.now(UTC)
         with self.engine.begin() as connection:
             connection.execute(
@@ -150,10 +165,77 @@ class EventsStore:
                     rows_invalid=0,
                     rows_written=0,
                     state="running",
+                    heartbeat_at=at,
+                    host=owner.host if owner else None,
+                    pid=owner.pid if owner else None,
+                    pid_start_ticks=owner.pid_start_ticks if owner else None,
                 )
             )
             self._insert_events(connection, dispatch_id, [("started", at, detail)])
         return at
+
+    def beat(self, dispatch_id: str) -> None:
+        """The dispatch is alive: its heartbeat moves (only while it is ``running``)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                dispatches.update()
+                .where(dispatches.c.id == dispatch_id, dispatches.c.state == "running")
+                .values(heartbeat_at=datetime.now(UTC))
+            )
+
+    def running(self) -> list[DispatchRecord]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(dispatches).where(dispatches.c.state == "running"))
+            return [_dispatch(row) for row in rows.mappings()]
+
+    def recorded_keys(self, dispatch_id: str) -> tuple[set[str], int]:
+        """The row keys a dispatch recorded, and the next free reading position."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(dispatch_predictions.c.row_key, dispatch_predictions.c.position).where(
+                    dispatch_predictions.c.dispatch_id == dispatch_id
+                )
+            ).all()
+        return {key for key, _ in rows}, max((position for _, position in rows), default=-1) + 1
+
+    def fail_dead(
+        self,
+        dispatch_id: str,
+        reason: str,
+        recovered: Sequence[RowPrediction],
+        added: Counters,
+        recovered_detail: str | None,
+    ) -> bool:
+        """Mark a dispatch whose process died ``failed``, with the rows it committed to the datalake but
+        never recorded; one transaction, and only if it is still ``running`` (False when another
+        dispatch got there first)."""
+        at = datetime.now(UTC)
+        columns = dispatches.c
+        with self.engine.begin() as connection:
+            claimed = connection.execute(
+                dispatches.update()
+                .where(columns.id == dispatch_id, columns.state == "running")
+                .values(
+                    state="failed",
+                    ended_at=at,
+                    error=reason,
+                    rows_read=columns.rows_read + added.rows_read,
+                    rows_predicted=columns.rows_predicted + added.rows_predicted,
+                    rows_invalid=columns.rows_invalid + added.rows_invalid,
+                    rows_written=columns.rows_written + added.rows_written,
+                )
+            )
+            if claimed.rowcount != 1:
+                connection.rollback()
+                return False
+            if recovered:
+                _insert_predictions(connection, dispatch_id, recovered)
+            events: list[tuple[EventName, datetime, str | None]] = []
+            if recovered_detail:
+                events.append(("persisted", at, recovered_detail))
+            events.append(("failed", at, reason))
+            self._insert_events(connection, dispatch_id, events)
+        return True
 
     def set_model(self, dispatch_id: str, name: str, version: str) -> None:
         with self.engine.begin() as connection:
@@ -276,6 +358,7 @@ def _insert_predictions(
 def _dispatch(row: sa.RowMapping) -> DispatchRecord:
     values = dict(row)
     values["started_at"] = utc(values["started_at"])
-    if values["ended_at"] is not None:
-        values["ended_at"] = utc(values["ended_at"])
+    for name in ("ended_at", "heartbeat_at"):
+        if values[name] is not None:
+            values[name] = utc(values[name])
     return DispatchRecord(**values)

@@ -6,15 +6,23 @@ dispatch predicts exactly what the inference API would. Each batch is read, chec
 written back in one datalake transaction; its events and predictions are recorded after the commit.
 A failure ends the dispatch ``failed`` with the reason; batches already committed stay, the one in
 flight is rolled back, and the next dispatch picks up what still awaits a prediction.
+
+A dispatch killed outright cannot record its end. While it runs it records a heartbeat and its
+process; the next dispatch marks one whose process is gone (same host) or whose heartbeat stopped
+``failed``, and records from the datalake's marker column the rows it had committed but not yet
+recorded (the datalake commit and the events record are two commits: a kill can fall between them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +40,15 @@ from ancora.dispatch.datalake import (
     describe_error,
     open_datalake,
 )
-from ancora.dispatch.events import Counters, EventName, EventsStore, RowPrediction, open_events_store
+from ancora.dispatch.events import (
+    Counters,
+    DispatchRecord,
+    EventName,
+    EventsStore,
+    Owner,
+    RowPrediction,
+    open_events_store,
+)
 from ancora.dispatch.tables import ROW_KEY_LENGTH
 from ancora.serving.registry import (
     ChampionMissing,
@@ -43,6 +59,7 @@ from ancora.serving.registry import (
     configure_mlflow_http,
 )
 from ancora.serving.rows import check_columns
+from ancora.stack.processes import PROC, is_running, process_info
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +93,8 @@ class DispatchSummary:
     """Resolving the alias and loading the champion: a fixed cost per dispatch, not per row."""
     error: str | None = None
     failure: FailureKind | None = None
+    recovered: list[str] = field(default_factory=list)
+    """Dispatches found dead at the start and marked failed by this one."""
 
     @property
     def retryable(self) -> bool:
@@ -95,6 +114,7 @@ class DispatchSummary:
             "model_load_seconds": round(self.model_load_seconds, 3),
             "error": self.error,
             "failure": self.failure,
+            "recovered": self.recovered,
         }
 
 
@@ -110,6 +130,9 @@ class ScoredBatch:
     def predicted(self) -> int:
         return sum(len(keys) for keys in self.by_class.values())
 
+
+RECOVERY_BATCH_ROWS = 10_000
+"""Rows read back at a time when a dead dispatch's committed rows are recorded."""
 
 BatchHook = Callable[[int, DispatchSummary], None]
 """Called after each committed batch with its number and the running summary (progress, tests)."""
@@ -191,25 +214,141 @@ def _run(
     started = time.perf_counter()
     limit = batch_rows or settings.dispatch_batch_rows
     unrecorded: list[Event] = []
+    owner = this_process()
     try:
         datalake = open_datalake(settings)
     except DatalakeConfigError as error:
         summary.table = settings.datalake_table
-        events.start(summary.id, dag_run_id, summary.table, f"datalake {settings.datalake_table}")
+        summary.recovered = recover_dead_dispatches(events, None, settings)
+        events.start(summary.id, dag_run_id, summary.table, f"datalake {settings.datalake_table}", owner)
         return _fail(events, summary, started, [], "config", str(error))
     summary.table = datalake.layout.qualified_table
-    events.start(
-        summary.id,
-        dag_run_id,
-        summary.table,
-        f"datalake {datalake.where}, batches of {limit} rows"
-        + (f", at most {max_rows} rows" if max_rows else ""),
-    )
-    log.info("dispatch %s started on %s", summary.id, datalake.where)
     try:
-        return _score(events, datalake, settings, summary, started, limit, max_rows, unrecorded, after_batch)
+        summary.recovered = recover_dead_dispatches(events, datalake, settings)
+        events.start(
+            summary.id,
+            dag_run_id,
+            summary.table,
+            f"datalake {datalake.where}, batches of {limit} rows"
+            + (f", at most {max_rows} rows" if max_rows else ""),
+            owner,
+        )
+        log.info("dispatch %s started on %s", summary.id, datalake.where)
+        with heartbeat(events, summary.id, settings.dispatch_heartbeat_seconds):
+            return _score(
+                events, datalake, settings, summary, started, limit, max_rows, unrecorded, after_batch
+            )
     finally:
         datalake.engine.dispose()
+
+
+def this_process() -> Owner:
+    info = process_info(os.getpid())
+    return Owner(socket.gethostname(), os.getpid(), info.start_ticks if info is not None else None)
+
+
+@contextlib.contextmanager
+def heartbeat(events: EventsStore, dispatch_id: str, interval: float) -> Iterator[None]:
+    """Record a heartbeat every ``interval`` seconds while the block runs; a failed beat only logs (the
+    dispatch's own writes report an events database that is gone)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                events.beat(dispatch_id)
+            except SQLAlchemyError as error:
+                log.warning("dispatch %s: heartbeat not recorded: %s", dispatch_id, describe_error(error))
+
+    thread = threading.Thread(target=beat, name="dispatch-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def death_of(record: DispatchRecord, now: datetime, stale_after: float, host: str) -> str | None:
+    """Why a ``running`` dispatch must be dead, or None while it may still be running."""
+    if record.host == host and record.pid is not None and PROC.exists():
+        if not is_running(record.pid, record.pid_start_ticks):
+            return (
+                f"its process (pid {record.pid} on {host}) ended without recording an end: "
+                "killed (SIGKILL, out of memory) or crashed"
+            )
+        return None
+    last = record.heartbeat_at or record.started_at
+    silent = (now - last).total_seconds()
+    if silent > stale_after:
+        return (
+            f"no heartbeat for {silent:.0f} s (last {last:%Y-%m-%d %H:%M:%S} UTC, from "
+            f"{record.host or 'an unknown host'}): its process was killed or cut off"
+        )
+    return None
+
+
+def recover_dead_dispatches(events: EventsStore, datalake: Datalake | None, settings: Settings) -> list[str]:
+    """Mark every dead ``running`` dispatch failed, with what it committed to the datalake but never
+    recorded (read back by its marker); returns their ids. One whose rows cannot be read back now
+    (the datalake is down) is left for the next dispatch, so nothing it wrote goes unrecorded."""
+    now = datetime.now(UTC)
+    host = socket.gethostname()
+    recovered = []
+    for record in events.running():
+        reason = death_of(record, now, settings.dispatch_stale_after_seconds, host)
+        if reason is None:
+            continue
+        rows: list[RowPrediction] = []
+        added, detail = Counters(), None
+        if datalake is not None and record.datalake_table == datalake.layout.qualified_table:
+            try:
+                rows, added, detail = _unrecorded_rows(events, datalake, record.id)
+            except DatalakeError as error:
+                log.warning("dispatch %s looks dead (%s); left running for now: %s", record.id, reason, error)
+                continue
+        if events.fail_dead(record.id, f"dispatch died: {reason}", rows, added, detail):
+            log.warning("dispatch %s marked failed: %s", record.id, reason)
+            recovered.append(record.id)
+    return recovered
+
+
+def _unrecorded_rows(
+    events: EventsStore, datalake: Datalake, dispatch_id: str
+) -> tuple[list[RowPrediction], Counters, str | None]:
+    """Rows the datalake says ``dispatch_id`` wrote that its record lacks, checked again for their errors."""
+    recorded, position = events.recorded_keys(dispatch_id)
+    rows: list[RowPrediction] = []
+    after: Any = None
+    while True:
+        batch = datalake.read_marked(dispatch_id, after, RECOVERY_BATCH_ROWS)
+        if not batch.keys:
+            break
+        after = batch.keys[-1]
+        missing = [index for index, key in enumerate(batch.keys) if str(key) not in recorded]
+        invalid = [index for index in missing if batch.predictions[index] is None]
+        errors = check_columns({name: [values[i] for i in invalid] for name, values in batch.columns.items()})
+        reasons = {index: errors.errors.get(slot) for slot, index in enumerate(invalid)}
+        for index in missing:
+            label = batch.predictions[index]
+            status: Literal["ok", "invalid"] = "ok" if label is not None else "invalid"
+            rows.append(
+                RowPrediction(
+                    position, str(batch.keys[index]), int(label) if label is not None else None, status,
+                    reasons.get(index),
+                )
+            )  # fmt: skip
+            position += 1
+    if not rows:
+        return [], Counters(), None
+    written = sum(row.status == "ok" for row in rows)
+    invalid_rows = len(rows) - written
+    added = Counters(len(rows), rows_predicted=written, rows_invalid=invalid_rows, rows_written=written)
+    detail = (
+        f"recovered after the dispatch died: {written} predictions and {invalid_rows} invalid rows "
+        "it had committed to the datalake but not recorded"
+    )
+    return rows, added, detail
 
 
 def _score(

@@ -58,8 +58,16 @@ dispatches = Table(
     Column("rows_written", Integer, nullable=False, default=0),
     Column("state", String(16), nullable=False),
     Column("error", Text, nullable=True),
+    Column("heartbeat_at", Timestamp, nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("pid_start_ticks", BigInteger, nullable=True),
     Index(None, "started_at"),
+    Index(None, "state"),
 )
+"""``heartbeat_at`` moves while the dispatch runs; with ``host``, ``pid`` and ``pid_start_ticks`` (the
+process's start time, so a reused pid is not mistaken for it) the next dispatch tells a dead one
+from a live one (revision 0002)."""
 
 dispatch_events = Table(
     "dispatch_events",

@@ -3,7 +3,8 @@
 Whoever drives a task (the ``remote_task`` DAG run, or the service itself when
 ``ANCORA_REMOTE_EXECUTOR=inline``) calls these functions; the database row is the truth both read.
 Every step is idempotent: a retried ``start`` of a task that already has a job id does not submit
-twice, and an outcome is recorded once.
+twice, an ``mlflow``-mode task gets one MLflow run however often it is started, and an outcome is
+recorded once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ancora.config import Settings
+from ancora.remote import tracking
 from ancora.remote.jobs import JobRequest, build_argv, find_mlflow_run_id, job_environment
 from ancora.remote.runners.base import JobState, Runner, Submission, build_runner
 from ancora.remote.status import TaskStatus
@@ -41,11 +43,17 @@ class Runners:
         self._built.clear()
 
 
-def job_request(task: Task) -> JobRequest:
+def job_request(task: Task, settings: Settings) -> JobRequest:
     folder = Path(task.local_dir)
+    mlflow_mode = task.execution_mode == "mlflow"
     return JobRequest(
         task_id=task.id,
-        argv=build_argv(task.execution_command, task.model_params),
+        argv=build_argv(
+            task.execution_command,
+            task.model_params,
+            env_manager=settings.remote_mlflow_env_manager if mlflow_mode else None,
+            mlflow_run_id=task.mlflow_run_id if mlflow_mode else None,
+        ),
         environment=job_environment(
             task_id=task.id,
             execution_mode=task.execution_mode,
@@ -54,6 +62,7 @@ def job_request(task: Task) -> JobRequest:
             dataset_name=task.dataset_name,
             dataset_dir=str(folder / "work" / "dataset"),
             model_params=task.model_params,
+            mlflow_run_id=task.mlflow_run_id,
         ),
         instance_type=task.instance_type,
         account=task.account,
@@ -70,6 +79,21 @@ def submission_of(task: Task) -> Submission | None:
     return Submission(job_id=task.job_id, work_dir=task.work_dir)
 
 
+def open_mlflow_run(store: TaskStore, task: Task) -> Task:
+    """Give an ``mlflow``-mode task its MLflow run, once; TrackingUnavailable when MLflow refuses."""
+    if task.execution_mode != "mlflow" or task.mlflow_run_id is not None:
+        return task
+    run_id = tracking.create_task_run(task)
+    return store.update(task.id, mlflow_run_id=run_id)
+
+
+def end_task(store: TaskStore, task_id: str, status: TaskStatus, **values: object) -> Task:
+    """Record an outcome once, and close the task's MLflow run with it."""
+    if store.finish_once(task_id, status, **values):
+        tracking.close_task_run(store.get(task_id), status)
+    return store.get(task_id)
+
+
 def start(store: TaskStore, runners: Runners, task_id: str, record_failure: bool = True) -> Task:
     """Submit the task's job unless it already was, or was cancelled before it started.
 
@@ -80,13 +104,13 @@ def start(store: TaskStore, runners: Runners, task_id: str, record_failure: bool
     if task.job_id is not None or task.status.finished:
         return task
     if task.cancel_requested:
-        store.finish_once(task_id, TaskStatus.CANCELLED, detail="cancelled before it was submitted")
-        return store.get(task_id)
+        return end_task(store, task_id, TaskStatus.CANCELLED, detail="cancelled before it was submitted")
     try:
-        submission = runners(task.runner_kind).submit(job_request(task))
+        task = open_mlflow_run(store, task)
+        submission = runners(task.runner_kind).submit(job_request(task, runners.settings))
     except Exception as problem:
         if record_failure:
-            store.finish_once(task_id, TaskStatus.FAILED, detail=f"submission failed: {problem}")
+            end_task(store, task_id, TaskStatus.FAILED, detail=f"submission failed: {problem}")
         else:
             store.update(task_id, detail=f"submission failed, will retry: {problem}")
         raise
@@ -125,9 +149,10 @@ def finish(store: TaskStore, runner: Runner, task: Task, state: JobState) -> Tas
     except Exception as problem:
         log.warning("task %s: log not readable: %s", task.id, problem)
         tail = ""
-    run_id = find_mlflow_run_id(tail) if task.execution_mode == "mlflow" else None
-    store.finish_once(task.id, state.status, detail=state.detail, log_tail=tail, mlflow_run_id=run_id)
-    return store.get(task.id)
+    run_id = task.mlflow_run_id
+    if task.execution_mode == "mlflow" and run_id is None:
+        run_id = find_mlflow_run_id(tail)
+    return end_task(store, task.id, state.status, detail=state.detail, log_tail=tail, mlflow_run_id=run_id)
 
 
 def cancel(store: TaskStore, runners: Runners, task_id: str) -> Task:
@@ -138,8 +163,7 @@ def cancel(store: TaskStore, runners: Runners, task_id: str) -> Task:
     if task.status.finished:
         return task
     if submission is None:
-        store.finish_once(task_id, TaskStatus.CANCELLED, detail="cancelled before it was submitted")
-        return store.get(task_id)
+        return end_task(store, task_id, TaskStatus.CANCELLED, detail="cancelled before it was submitted")
     runner = runners(task.runner_kind)
     runner.cancel(submission)
     state = runner.poll(submission)

@@ -3,6 +3,10 @@
 ``execution_command`` is split like a shell would split it (quotes respected) but never run by one:
 it becomes an argv list, and wherever a shell does read it (the Slurm batch script) every word is
 quoted again. So ``mlflow run project; rm -rf ~`` is ``mlflow`` with four arguments, not two commands.
+
+An ``mlflow run`` command gets the task's MLflow run (``--run-id``, created by the service before
+the job starts) and the operator's environment manager (``--env-manager``, unless the command names
+one), so a project without a python_env runs in the environment the operator provides.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,6 +38,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@ -]{1,200}$")
 
 class InvalidJob(ValueError):
     """The submission cannot become a job; the message is shown to the submitter."""
+
+
+MLFLOW_RUN_OPTION = "--run-id"
+ENV_MANAGER_OPTION = "--env-manager"
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,26 @@ def param_text(value: ParamValue) -> str:
     return str(value)
 
 
-def build_argv(execution_command: str, model_params: Mapping[str, ParamValue]) -> tuple[str, ...]:
-    """The command's words plus the parameters: ``-P k=v`` for ``mlflow run``, ``--k=v`` otherwise."""
+def _names_option(words: list[str], option: str) -> bool:
+    return any(word == option or word.startswith(f"{option}=") for word in words)
+
+
+def is_mlflow_run(words: Sequence[str]) -> bool:
+    return len(words) >= 2 and words[0].rsplit("/", 1)[-1] == "mlflow" and words[1] == "run"
+
+
+def build_argv(
+    execution_command: str,
+    model_params: Mapping[str, ParamValue],
+    *,
+    env_manager: str | None = None,
+    mlflow_run_id: str | None = None,
+) -> tuple[str, ...]:
+    """The command's words plus the parameters: ``-P k=v`` for ``mlflow run``, ``--k=v`` otherwise.
+
+    For ``mlflow run``: ``--env-manager`` when the command names none, and ``--run-id`` of the task's
+    run; a submitted command may not choose the run itself (it would write into another task's run).
+    """
     if len(execution_command) > MAX_COMMAND_CHARS or "\x00" in execution_command:
         raise InvalidJob("execution_command is too long or contains a NUL byte")
     try:
@@ -91,9 +117,15 @@ def build_argv(execution_command: str, model_params: Mapping[str, ParamValue]) -
         raise InvalidJob(f"execution_command cannot be split into words: {problem}") from problem
     if not words:
         raise InvalidJob("execution_command is empty")
-    is_mlflow_run = len(words) >= 2 and words[0].rsplit("/", 1)[-1] == "mlflow" and words[1] == "run"
+    mlflow_run = is_mlflow_run(words)
+    if mlflow_run and _names_option(words, MLFLOW_RUN_OPTION):
+        raise InvalidJob("execution_command may not set --run-id: the task service creates the task's run")
+    if mlflow_run and env_manager and not _names_option(words, ENV_MANAGER_OPTION):
+        words += [ENV_MANAGER_OPTION, env_manager]
+    if mlflow_run and mlflow_run_id:
+        words += [MLFLOW_RUN_OPTION, mlflow_run_id]
     for name, value in model_params.items():
-        if is_mlflow_run:
+        if mlflow_run:
             words += ["-P", f"{name}={param_text(value)}"]
         else:
             words.append(f"--{name}={param_text(value)}")
@@ -109,8 +141,12 @@ def job_environment(
     dataset_name: str,
     dataset_dir: str,
     model_params: Mapping[str, ParamValue],
+    mlflow_run_id: str | None = None,
 ) -> dict[str, str]:
-    """Variables every job gets; MLflow's only in ``mlflow`` mode, so ``no-mlflow`` jobs log nowhere."""
+    """The task's own variables; MLflow's only in ``mlflow`` mode, so ``no-mlflow`` jobs log nowhere.
+
+    Nothing of the service's own environment is here: each runner starts the job with a minimal
+    environment (PATH, HOME) plus exactly these."""
     environment = {
         "ANCORA_TASK_ID": task_id,
         "DATASET_NAME": dataset_name,
@@ -121,6 +157,8 @@ def job_environment(
         environment["MLFLOW_EXPERIMENT_NAME"] = experiment_name
         if tracking_uri:
             environment["MLFLOW_TRACKING_URI"] = tracking_uri
+        if mlflow_run_id:
+            environment["MLFLOW_RUN_ID"] = mlflow_run_id
     return environment
 
 

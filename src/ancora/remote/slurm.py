@@ -21,6 +21,15 @@ SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+-]*$")
 TIME_LIMIT = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
 JOB_ID = re.compile(r"^\d+(_\d+)?$")
 LOG_NAME = "job.log"
+KEPT_VARIABLES = (
+    "HOME", "USER", "LOGNAME", "PATH", "SHELL", "LANG", "LC_*", "TZ", "TMPDIR", "TERM",
+    "SLURM_*", "SLURMD_*", "MODULEPATH", "MODULESHOME", "LMOD_*", "_LMFILES_", "LOADEDMODULES",
+)  # fmt: skip
+"""What the batch script keeps of the environment sbatch hands it (the submitting SSH session's):
+the user's identity and PATH, Slurm's own variables, and what environment modules need for the
+operator's ``module load``. Everything else, SSH_CLIENT included (with it every ``bash -c`` the job
+starts, ``mlflow run`` does, sources ~/.bashrc as an SSH login would), is unset before the
+operator's set-up and the task's own variables."""
 
 
 class InstanceType(BaseModel):
@@ -101,10 +110,14 @@ def render_batch_script(
     if instance.mem:
         directives.append(f"--mem={instance.mem}")
     lines = ["#!/bin/bash", *(f"#SBATCH {directive}" for directive in directives), ""]
-    # sbatch copies the submitting SSH session's variables; with SSH_CLIENT set, every `bash -c` the
-    # job starts (mlflow run does) sources ~/.bashrc as if it were a login over SSH and may put
-    # another Python first on PATH. The job is not an SSH session.
-    lines += ["unset SSH_CLIENT SSH2_CLIENT SSH_CONNECTION SSH_TTY", ""]
+    lines += [
+        "# a minimal environment: only what KEPT_VARIABLES names survives from the submitting session",
+        "for name in $(compgen -e); do",
+        f'  case "$name" in {"|".join(KEPT_VARIABLES)}) ;; *) unset "$name" 2>/dev/null ;; esac',
+        "done",
+        "unset name",
+        "",
+    ]
     if setup.strip():
         lines += ["# operator's set-up (ANCORA_HPC_JOB_SETUP)", setup.strip(), ""]
     for name, value in sorted(environment.items()):

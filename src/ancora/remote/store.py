@@ -1,62 +1,31 @@
 """Tasks and users of the task service, in the configured database (SQLite natively, MySQL in compose).
 
-The tables have their own metadata, so the service can share a database with the raw-data store
-without either schema knowing the other; ``create_all`` is enough while the schema is this young.
+The schema is migrated with Alembic under its own version table (``ancora.remote.tables``); a database
+made by the service's earlier ``create_all`` is stamped at the first revision and upgraded. A SQLite
+file is created readable by its owner only: it holds password hashes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from ancora.remote.status import TaskStatus
-from ancora.store.database import create_store_engine
+from ancora.remote.tables import VERSION_TABLE, tasks, users
+from ancora.store.database import alembic_config, create_store_engine
 
-metadata = sa.MetaData()
-
-users = sa.Table(
-    "remote_users",
-    metadata,
-    sa.Column("username", sa.String(150), primary_key=True),
-    sa.Column("password_hash", sa.String(255), nullable=False),
-    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-tasks = sa.Table(
-    "remote_tasks",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("owner", sa.String(150), nullable=False, index=True),
-    sa.Column("dataset_name", sa.String(200), nullable=False),
-    sa.Column("runner_location", sa.String(100), nullable=False),
-    sa.Column("runner_kind", sa.String(32), nullable=False),
-    sa.Column("execution_mode", sa.String(16), nullable=False),
-    sa.Column("experiment_name", sa.String(200), nullable=False),
-    sa.Column("execution_command", sa.Text, nullable=False),
-    sa.Column("tracking_uri", sa.Text, nullable=True),
-    sa.Column("instance_type", sa.String(64), nullable=False),
-    sa.Column("account", sa.String(200), nullable=False),
-    sa.Column("model_params", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("job_id", sa.String(64), nullable=True),
-    sa.Column("airflow_run_id", sa.String(250), nullable=True),
-    sa.Column("work_dir", sa.Text, nullable=True),
-    sa.Column("local_dir", sa.Text, nullable=False),
-    sa.Column("mlflow_run_id", sa.String(64), nullable=True),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-    sa.Column("log_tail", sa.Text, nullable=True),
-    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-)
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+BASELINE_REVISION = "0001"
 
 
 def now() -> datetime:
@@ -72,6 +41,7 @@ class User:
     username: str
     password_hash: str
     is_admin: bool
+    token_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +70,8 @@ class Task:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    disk_bytes: int = 0
+    purged_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: sa.RowMapping) -> Task:
@@ -133,6 +105,7 @@ class Task:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "purged_at": self.purged_at.isoformat() if self.purged_at else None,
         }
 
 
@@ -144,26 +117,72 @@ class TaskStore:
 
     @classmethod
     def open(cls, url: str) -> TaskStore:
+        """The store at its newest schema; a fresh SQLite file or an empty MySQL database just works."""
+        _create_private_sqlite_file(url)
         engine = create_store_engine(url)
-        metadata.create_all(engine, checkfirst=True)
+        upgrade_schema(engine)
         return cls(engine)
 
-    def add_user(self, username: str, password_hash: str, is_admin: bool) -> None:
-        """Create or replace a user (replacing is how a password is reset)."""
+    def add_user(self, username: str, password_hash: str, is_admin: bool) -> bool:
+        """Create a user, or reset an existing one's password and role; True when it was created.
+
+        A reset raises the user's token version, so every token issued before it stops working."""
         with self.engine.begin() as connection:
-            connection.execute(users.delete().where(users.c.username == username))
-            connection.execute(
-                users.insert().values(
-                    username=username, password_hash=password_hash, is_admin=is_admin, created_at=now()
+            updated = connection.execute(
+                users.update()
+                .where(users.c.username == username)
+                .values(
+                    password_hash=password_hash,
+                    is_admin=is_admin,
+                    token_version=users.c.token_version + 1,
                 )
             )
+            if updated.rowcount:
+                return False
+            connection.execute(
+                users.insert().values(
+                    username=username,
+                    password_hash=password_hash,
+                    is_admin=is_admin,
+                    created_at=now(),
+                    token_version=0,
+                )
+            )
+        return True
+
+    def remove_user(self, username: str) -> bool:
+        """Delete a user (their tokens stop working; their tasks stay, visible to admins)."""
+        with self.engine.begin() as connection:
+            return bool(connection.execute(users.delete().where(users.c.username == username)).rowcount)
+
+    def list_users(self) -> list[User]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(users).order_by(users.c.username)).mappings().all()
+        return [_user(row) for row in rows]
 
     def get_user(self, username: str) -> User | None:
         with self.engine.connect() as connection:
             row = connection.execute(sa.select(users).where(users.c.username == username)).mappings().first()
-        if row is None:
-            return None
-        return User(username=row["username"], password_hash=row["password_hash"], is_admin=row["is_admin"])
+        return _user(row) if row is not None else None
+
+    def disk_usage(self, owner: str) -> int:
+        """Bytes the owner's kept task files use (purged tasks count nothing)."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(tasks.c.disk_bytes), 0)).where(
+            tasks.c.owner == owner, tasks.c.purged_at.is_(None)
+        )
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def expired(self, finished_before: datetime) -> list[Task]:
+        """Finished tasks whose files are still kept and are older than the retention allows."""
+        finished = [status.value for status in TaskStatus if status.finished]
+        query = sa.select(tasks).where(
+            tasks.c.status.in_(finished),
+            tasks.c.purged_at.is_(None),
+            tasks.c.finished_at < finished_before,
+        )
+        with self.engine.connect() as connection:
+            return [Task.from_row(row) for row in connection.execute(query).mappings()]
 
     def create_task(self, **values: Any) -> Task:
         stamp = now()
@@ -224,3 +243,37 @@ class TaskStore:
                 .values(**values, status=status.value, finished_at=now(), updated_at=now())
             )
         return bool(result.rowcount)
+
+
+def _user(row: sa.RowMapping) -> User:
+    return User(
+        username=row["username"],
+        password_hash=row["password_hash"],
+        is_admin=bool(row["is_admin"]),
+        token_version=int(row["token_version"]),
+    )
+
+
+def _create_private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file 0600 (and its folder 0700) before SQLite creates it 0644."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Bring the tables to ``revision``; tables made before migrations existed are stamped first."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        existing = set(sa.inspect(connection).get_table_names())
+        if "remote_tasks" in existing and VERSION_TABLE not in existing:
+            command.stamp(config, BASELINE_REVISION)
+        command.upgrade(config, revision)

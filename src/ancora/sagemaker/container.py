@@ -226,13 +226,29 @@ def train(prefix: Path) -> dict[str, Any]:
         "fit_seconds": round(time.perf_counter() - started, 3),
     }
     model.set_params(n_jobs=1)
-    paths.model_dir.mkdir(parents=True, exist_ok=True)
-    model_path = paths.model_dir / f"{params.model_name}.pkl"
-    with model_path.open("wb") as handle:
-        pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    model_path = save_model(model, paths.model_dir, params.model_name)
     paths.metrics.parent.mkdir(parents=True, exist_ok=True)
     paths.metrics.write_text(json.dumps({**metrics, "model_file": model_path.name}, indent=2))
     return metrics
+
+
+def save_model(model: Any, model_dir: Path, model_name: str) -> Path:
+    """Write ``<model_name>.pkl`` whole (temporary file, then rename), then remove any other ``.pkl``.
+
+    SageMaker gives every job an empty model folder; a folder reused between local runs (the
+    local_test scripts) would otherwise keep an earlier model next to the new one, and ``serve``
+    loads exactly one. Earlier models go only once the new one is safely written.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model_path = model_dir / f"{model_name}.pkl"
+    partial = model_dir / f".{model_name}.pkl.partial"
+    with partial.open("wb") as handle:
+        pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    partial.replace(model_path)
+    for stale in model_dir.glob("*.pkl"):
+        if stale != model_path:
+            stale.unlink()
+    return model_path
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
@@ -241,6 +257,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prefix", help=f"SageMaker root; default ${PREFIX_ENV} or {DEFAULT_PREFIX}")
     args, _ = parser.parse_known_args(argv)
     paths = Paths(resolve_prefix(args.prefix))
+    paths.failure.unlink(missing_ok=True)
     try:
         metrics = train(paths.prefix)
     except Exception as problem:

@@ -52,6 +52,7 @@ class PipelineStatus(StrEnum):
     IN_PROGRESS = "InProgress"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    DELETED = "Deleted"
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,10 @@ class PipelineRegistry:
         status: PipelineStatus | None = None,
         message: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> None:
+        only_if: PipelineStatus | None = None,
+    ) -> bool:
+        """Change a pipeline; with ``only_if``, only while it still has that status (a batch job that
+        ends after its pipeline was deleted must not bring it back). True when a row changed."""
         values: dict[str, Any] = {"updated_at": _now()}
         if status is not None:
             values["status"] = status.value
@@ -132,10 +136,11 @@ class PipelineRegistry:
             values["message"] = message
         if details is not None:
             values["details"] = json.dumps(details, sort_keys=True)
+        condition = pipelines.c.pipeline_id == pipeline_id
+        if only_if is not None:
+            condition = condition & (pipelines.c.status == only_if.value)
         with self.engine.begin() as connection:
-            connection.execute(
-                pipelines.update().where(pipelines.c.pipeline_id == pipeline_id).values(**values)
-            )
+            return bool(connection.execute(pipelines.update().where(condition).values(**values)).rowcount)
 
     def get(self, pipeline_id: str) -> Pipeline | None:
         with self.engine.connect() as connection:
@@ -162,6 +167,19 @@ class PipelineRegistry:
                 sa.select(pipelines.c.pipeline_id).where(
                     pipelines.c.status == PipelineStatus.IN_PROGRESS.value
                 )
+            )
+            return [row.pipeline_id for row in rows]
+
+    def deployed_to(self, endpoint_name: str) -> list[str]:
+        """Pipelines that deployed to an endpoint and are not deleted, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(pipelines.c.pipeline_id)
+                .where(
+                    (pipelines.c.endpoint_name == endpoint_name)
+                    & (pipelines.c.status != PipelineStatus.DELETED.value)
+                )
+                .order_by(pipelines.c.created_at)
             )
             return [row.pipeline_id for row in rows]
 
@@ -206,6 +224,10 @@ class PipelineRegistry:
             ).rowcount
             if not updated:
                 connection.execute(endpoints.insert().values(endpoint_name=name, **values))
+
+    def remove_endpoint(self, name: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(endpoints.delete().where(endpoints.c.endpoint_name == name))
 
     def dispose(self) -> None:
         self.engine.dispose()

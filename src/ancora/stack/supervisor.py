@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from ancora.private_files import PRIVATE_UMASK, private_dir
 from ancora.stack.processes import ProcessInfo, process_info, reap, stack_processes
 from ancora.stack.services import Job, Service, Stack
 
@@ -108,7 +109,7 @@ class Supervisor:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Two `up`/`down` at once would race on the pid files; the second one waits."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.run_dir)
         with (self.run_dir / "stack.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -141,8 +142,8 @@ class Supervisor:
         begin = time.monotonic()
         deadline = begin + timeout
         report = UpReport()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.work_dir)
+        private_dir(self.log_dir)
         with self.locked():
             to_start: list[Service] = []
             for service in self.stack.services:
@@ -218,6 +219,7 @@ class Supervisor:
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=subprocess.STDOUT,
+                    umask=PRIVATE_UMASK,
                     timeout=max(deadline - time.monotonic(), 1.0),
                     check=False,
                 )
@@ -239,6 +241,7 @@ class Supervisor:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         info = process_info(process.pid)
         record = PidRecord(

@@ -157,7 +157,7 @@ class UserStore:
         return user if _hasher.verify(password, user.password_hash) else None
 
     def _write(self, users: dict[str, User]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         document = {
             "users": {name: user.as_yaml() for name, user in sorted(users.items())},
         }
@@ -168,9 +168,8 @@ class UserStore:
         )
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".users-", suffix=".yaml")
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp: mode 0600 from the start
                 out.write(text)
-            Path(temporary).chmod(0o600)
             Path(temporary).replace(self.path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

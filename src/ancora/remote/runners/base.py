@@ -70,6 +70,9 @@ class Runner(ABC):
     def logs(self, submission: Submission, tail_bytes: int) -> str:
         """The end of the job's output, as text."""
 
+    def remove(self, submission: Submission) -> None:  # noqa: B027
+        """Delete the job's files where it ran (the retention calls this); the default keeps none."""
+
     def close(self) -> None:  # noqa: B027
         """Release connections; the default holds none."""
 

@@ -1,7 +1,7 @@
 """monitoring: prediction log, drift reports, alerts, service health
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01 22:03:01.833095
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0003"
-down_revision: str | None = "0001"  # the integrator re-chains it onto 0002 (dispatch heartbeat)
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
