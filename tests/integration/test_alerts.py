@@ -196,3 +196,25 @@ def test_the_registry_s_gate_decisions_make_one_streak_alert(
     alert = gate_streak_alert(get_settings())
     assert alert is not None and alert.dedupe_key == f"gate_streak:{name}:from-v2"
     assert "rejected 3 candidates" in alert.summary and "(v2..v4)" in alert.summary
+
+
+def test_an_inference_api_waiting_for_its_first_champion_is_no_outage(
+    sqlite_mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.inference import running_inference
+
+    name = "covertype-never-promoted"
+    with running_inference(tmp_path / "inference", sqlite_mlflow_server, model_name=name) as url:
+        monkeypatch.setenv("ANCORA_UI_INFERENCE_URL", url)
+        monkeypatch.setenv("ANCORA_MLFLOW_TRACKING_URI", sqlite_mlflow_server)
+        monkeypatch.setenv("ANCORA_REGISTERED_MODEL_NAME", name)
+        monkeypatch.setenv("ANCORA_DISPATCH_EVENTS_DB_URL", f"sqlite:///{tmp_path / 'events.db'}")
+        get_settings.cache_clear()
+        settings = get_settings()
+        store = open_monitoring_store(settings.resolved_dispatch_events_db_url)
+        start = datetime.now(UTC)
+        watch(settings, store, start)
+        states, alerts = watch(settings, store, start + timedelta(minutes=30))
+    inference = next(state for state in states if state.service == "the inference API")
+    assert inference.healthy, inference.detail
+    assert not [a for a in alerts if "inference" in a.summary]
