@@ -30,6 +30,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 from ancora.assets import RAW_COVERTYPE_URI
 from ancora.config import get_settings
+from ancora.monitoring.notify import on_dag_failure
 
 raw_covertype = Asset(uri=RAW_COVERTYPE_URI, name="raw_covertype")
 
@@ -47,6 +48,7 @@ def _run_id() -> str:
     dagrun_timeout=timedelta(minutes=4),
     tags=["ancora", "collection", "covertype"],
     doc_md=__doc__,
+    on_failure_callback=on_dag_failure,
     default_args={
         "owner": "ancora",
         "retries": 3,

@@ -12,9 +12,11 @@ Scores every datalake row that awaits a prediction with the current champion, on
 * **Events**: every dispatch, its events (`started`, `collected`, `predicted`, `persisted`,
   `finished` or `failed` with the reason) and each row's prediction go to the dispatch events
   database; the inference API serves them at `GET /dispatches` and the UI's Dispatches page shows them.
+* **A young stack**: while no model holds the `champion` alias yet the task ends *skipped* with the
+  reason, and no dispatch is recorded: there is nothing to score with, and nothing is wrong.
 * **Failures**: a datalake or registry that is down fails the attempt, and the retry starts a new
-  dispatch that picks up what still awaits a prediction; no champion, or settings that cannot work,
-  fail at once without retries.
+  dispatch that picks up what still awaits a prediction; settings that cannot work fail at once
+  without retries.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from ancora.config import get_settings
+from ancora.monitoring.notify import on_dag_failure
 
 settings = get_settings()
 
@@ -38,6 +41,7 @@ settings = get_settings()
     dagrun_timeout=timedelta(hours=3),
     tags=["ancora", "dispatch", "covertype"],
     doc_md=__doc__,
+    on_failure_callback=on_dag_failure,
     params={
         "max_rows": Param(
             0, type="integer", minimum=0, description="Score at most this many rows (0: every awaiting row)."
@@ -61,18 +65,24 @@ settings = get_settings()
 def covertype_dispatch() -> None:
     @task(execution_timeout=timedelta(hours=2))
     def dispatch() -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from ancora.dispatch.run import run_dispatch
+        from ancora.monitoring.first_run import champion_missing_reason
 
         context = get_current_context()
         params = context["params"]
+        waiting = champion_missing_reason(get_settings())
+        if waiting is not None:
+            raise AirflowSkipException(waiting)
         summary = run_dispatch(
             get_settings(),
             dag_run_id=str(context["run_id"]),
             max_rows=int(params["max_rows"]) or None,
             batch_rows=int(params["batch_rows"]),
         )
+        if summary.failure == "no_champion":
+            raise AirflowSkipException(f"dispatch {summary.id}: {summary.error}")
         if summary.state == "failed":
             message = f"dispatch {summary.id} failed: {summary.error}"
             if summary.retryable:

@@ -12,9 +12,12 @@ Trains candidate models on the validated covertype rows, registers the best and 
 * **gate**: the best candidate becomes a new version of the registered model with alias
   `challenger`; alias `champion` moves to it only when its macro F1 on the frozen evaluation set beats
   the champion's by `ANCORA_PROMOTION_MARGIN` (the first model always becomes champion).
-* **Failures**: too few rows, or a class too small to stratify, fail at once without retries (new
-  data is needed, not another attempt); an unreachable or failing MLflow fails the attempt and it is
-  retried with exponential backoff. No version is registered before its artifacts load back.
+* **A young stack**: too few rows, or a class too small to stratify, end the task *skipped* with the
+  reason (new data is needed, not another attempt; nothing is wrong). Bad params fail at once; an
+  unreachable or failing MLflow fails the attempt and it is retried with exponential backoff. No
+  version is registered before its artifacts load back.
+* **gate_streak_alert**: when the gate kept the champion `ANCORA_ALERT_GATE_STREAK` times in a row
+  (3 by default), one alert goes out by mail and webhook (docs/monitoring.md). A failed run alerts too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ancora.assets import RAW_COVERTYPE_URI
 from ancora.config import get_settings
+from ancora.monitoring.notify import on_dag_failure
 
 FAMILY_CHOICES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
 
@@ -41,6 +45,7 @@ settings = get_settings()
     dagrun_timeout=timedelta(hours=2),
     tags=["ancora", "training", "covertype"],
     doc_md=__doc__,
+    on_failure_callback=on_dag_failure,
     params={
         "families": Param(
             [f.strip() for f in settings.train_families.split(",") if f.strip()],
@@ -69,7 +74,7 @@ settings = get_settings()
 def covertype_train() -> None:
     @task(execution_timeout=timedelta(hours=1))
     def train() -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from ancora.training.data import TrainingDataError
         from ancora.training.run import TrainingRequest, train_and_register
@@ -81,11 +86,25 @@ def covertype_train() -> None:
                 current, list(params["families"]), int(params["search_budget"])
             )
             outcome = train_and_register(current, request)
-        except (TrainingDataError, ValueError) as problem:
+        except TrainingDataError as young:
+            raise AirflowSkipException(f"not enough data yet: {young}; nothing was registered") from young
+        except ValueError as problem:
             raise AirflowFailException(f"{problem}; nothing was registered") from problem
         return outcome.summary()
 
-    train()
+    @task
+    def gate_streak_alert(summary: dict[str, Any]) -> str | None:
+        """Alert once when the gate kept the champion ANCORA_ALERT_GATE_STREAK times in a row."""
+        from ancora.monitoring.alerts import gate_streak_alert as streak_alert
+        from ancora.monitoring.notify import alert
+
+        found = streak_alert(get_settings())
+        if found is None:
+            return None
+        alert(found)
+        return found.dedupe_key
+
+    gate_streak_alert(train())
 
 
 covertype_train()

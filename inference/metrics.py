@@ -82,6 +82,19 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self.prediction_log_rows = Counter(
+            "ancora_inference_prediction_log_rows",
+            "Predicted rows by what the prediction log did with them: written, dropped_queue_full, "
+            "dropped_write_error or sampled_out.",
+            ("outcome",),
+            registry=self.registry,
+        )
+        for outcome in ("written", "dropped_queue_full", "dropped_write_error", "sampled_out"):
+            self.prediction_log_rows.labels(outcome)
+
+    def count_log_rows(self, outcome: str, rows: int) -> None:
+        self.prediction_log_rows.labels(outcome).inc(rows)
+
     def init_model_labels(self, name: str, alias: str) -> None:
         self.model_version.labels(name, alias).set(0)
         for kind in ("registry", "load", "missing"):

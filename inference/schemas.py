@@ -23,6 +23,11 @@ class ModelIdentity(BaseModel):
     model_name: str = Field(description="Registered model name.", examples=["covertype"])
     model_version: str = Field(description="Registry version that answered.", examples=["3"])
     run_id: str | None = Field(description="MLflow run that trained that version.")
+    request_id: str = Field(
+        description="Id of this request (the caller's X-Request-ID when it is a plain token, else a new "
+        "one); the prediction log keeps it. Also in the X-Request-ID response header.",
+        examples=["5f0c2a9e4b7d4c1e9a3f6b2d8c0e1f47"],
+    )
 
 
 class Prediction(RowPrediction, ModelIdentity):

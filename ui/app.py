@@ -22,6 +22,7 @@ PAGE_FILES = {
     Page.PIPELINES: ("app_pages/pipelines.py", ":material/account_tree:"),
     Page.MONITOR: ("app_pages/monitor.py", ":material/monitor_heart:"),
     Page.DISPATCHES: ("app_pages/dispatches.py", ":material/local_shipping:"),
+    Page.TASKS: ("app_pages/tasks.py", ":material/terminal:"),
 }
 
 st.set_page_config(page_title="Ancora", page_icon=":material/forest:", layout="wide")

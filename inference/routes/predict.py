@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,9 +36,15 @@ from ancora.serving.rows import (
 )
 from inference.dependencies import RuntimeDep, ServedModelDep
 from inference.runtime import ServingRuntime
+from inference.runtime import request_id as new_request_id
 from inference.schemas import BatchPrediction, ErrorMessage, InvalidInput, Prediction
 
 router = APIRouter(tags=["predictions"])
+
+REQUEST_ID_HEADER = "X-Request-ID"
+"""Echoed (when a plain token) or made up, returned in the header and the body, kept in the log."""
+USER_HEADER = "X-Ancora-User"
+"""The Streamlit app's signed-in user, as the app reports it; recorded in the prediction log."""
 
 BYTES_PER_ROW = 2048
 """Generous upper bound of one row's encoding; with the row limit it caps a batch body's size."""
@@ -106,20 +113,31 @@ async def predict(request: Request) -> Response:
     if not _is_json(media_type):
         detail = f"send application/json, not {clip_text(media_type)}"
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail=detail)
+    started = time.perf_counter()
     try:
         values = parse_json_row(await request.body())
     except ValidationError as error:
         raise RequestValidationError(body_errors(error)) from None
-    body = await _predict_one(runtime, model, values)
-    return Response(body, media_type="application/json")
+    request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
+    user = request.headers.get(USER_HEADER)
+    body = await _predict_one(runtime, model, values, request_id, user, started)
+    return Response(body, media_type="application/json", headers={REQUEST_ID_HEADER: request_id})
 
 
-async def _predict_one(runtime: ServingRuntime, model: ServedModel, values: FeatureValues) -> bytes:
+async def _predict_one(
+    runtime: ServingRuntime,
+    model: ServedModel,
+    values: FeatureValues,
+    request_id: str,
+    user: str | None,
+    started: float,
+) -> bytes:
     probabilities = await runtime.batcher.predict_proba(model, [values])
     winners = probabilities.argmax(axis=1)
     runtime.metrics.count_predictions(model, winners)
+    runtime.record("/predict", request_id, user, model, [values], winners, probabilities, started)
     (row,) = row_predictions(model, winners, probabilities)
-    return pydantic_core.to_json({**_identity(model), **row})
+    return pydantic_core.to_json({**_identity(model), "request_id": request_id, **row})
 
 
 def _is_json(media_type: str) -> bool:
@@ -154,6 +172,7 @@ class PredictFastPath:
         ):
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         chunks = []
         more = True
         while more:
@@ -168,8 +187,14 @@ class PredictFastPath:
             await self.app(scope, _replay(body, receive), send)
             return
         scope["route"] = self._predict_route(scope)
-        answer = await _predict_one(self.runtime, model, values)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        request_id = new_request_id(_header(scope, REQUEST_ID_HEADER.lower().encode(), ""))
+        user = _header(scope, USER_HEADER.lower().encode(), "") or None
+        answer = await _predict_one(self.runtime, model, values, request_id, user, started)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(answer)).encode()),
+            (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+        ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
@@ -235,6 +260,7 @@ async def predict_batch(request: Request, runtime: RuntimeDep, model: ServedMode
     thread, at most ``runtime.BATCH_PARSING_SLOTS`` at a time, so a large batch never holds the event
     loop (a 10,000-row CSV takes tens of milliseconds to parse).
     """
+    started = time.perf_counter()
     limit = runtime.settings.inference_batch_max_rows
     media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     parse: Callable[[bytes, int], FeatureColumns]
@@ -258,9 +284,13 @@ async def predict_batch(request: Request, runtime: RuntimeDep, model: ServedMode
     probabilities = await runtime.batcher.predict_proba(model, values)
     winners = probabilities.argmax(axis=1)
     runtime.metrics.count_predictions(model, winners)
+    request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
+    user = request.headers.get(USER_HEADER)
+    runtime.record("/predict/batch", request_id, user, model, values, winners, probabilities, started)
     rows = batch_rows(model, winners, probabilities)
-    answer = {**_identity(model), "count": len(rows), "predictions": rows}
-    return Response(msgspec.json.encode(answer), media_type="application/json")
+    answer = {**_identity(model), "request_id": request_id, "count": len(rows), "predictions": rows}
+    headers = {REQUEST_ID_HEADER: request_id}
+    return Response(msgspec.json.encode(answer), media_type="application/json", headers=headers)
 
 
 def _identity(model: ServedModel) -> dict[str, Any]:

@@ -547,6 +547,94 @@ class Settings(BaseSettings):
         "releases the GIL), without the hop to the prediction worker; false: the worker runs them too.",
     )
 
+    # --- Monitoring: prediction log, drift, alerts, health watch (src/ancora/monitoring/) ---
+    prediction_log_enabled: bool = Field(
+        default=True,
+        description="Record every online prediction (features, class, probability, latency, user) in the "
+        "events database, off the request path.",
+    )
+    prediction_log_sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="Share of prediction requests the log keeps (per request)."
+    )
+    prediction_log_queue_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most rows waiting to be written; a request arriving at a full queue is not logged "
+        "(counted in /metrics), never delayed.",
+    )
+    prediction_log_write_rows: int = Field(
+        default=2_000, ge=1, description="Most rows the prediction log writes in one transaction."
+    )
+    drift_served_schedule: str = Field(
+        default="0 * * * *",
+        description="Cron schedule of covertype_drift_served, which compares the last served window "
+        "with the champion's training data.",
+    )
+    drift_window_hours: float = Field(
+        default=1.0, gt=0, description="Length of the served window covertype_drift_served compares."
+    )
+    drift_min_rows: int = Field(
+        default=30, ge=1, description="A batch or window with fewer rows is not compared (skipped)."
+    )
+    drift_reference_max_rows: int = Field(
+        default=20_000, ge=100, description="Most training rows sampled as the drift reference."
+    )
+    drift_numeric_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        description="Normed Wasserstein distance above which a numeric feature counts as drifted.",
+    )
+    drift_categorical_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Jensen-Shannon distance above which a categorical feature or the class mix drifted.",
+    )
+    drift_share_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of drifted features at or above which a report breaches (raises an alert).",
+    )
+    drift_retrain: bool = Field(
+        default=False, description="Trigger covertype_train when a drift report breaches the threshold."
+    )
+    alert_smtp_connection: SecretStr | None = Field(
+        default=None,
+        description="Airflow connection URI of the SMTP server alerts are mailed through, e.g. "
+        "smtp://user:password@mail.example.org:587?from_email=ancora%40example.org; unset: no mail.",
+    )
+    alert_email_to: str = Field(default="", description="Comma-separated addresses alert mails go to.")
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description='Slack-compatible incoming webhook alerts are posted to ({"text": ...}); unset: none.',
+    )
+    alert_unhealthy_minutes: float = Field(
+        default=10.0, gt=0, description="A service unhealthy for longer than this raises an alert."
+    )
+    alert_gate_streak: int = Field(
+        default=3, ge=1, description="Gate rejections in a row (kept champion) that raise an alert."
+    )
+    health_watch_schedule: str = Field(
+        default="*/5 * * * *", description="Cron schedule of ancora_health_watch, which probes every service."
+    )
+    monitor_extra_hosts: str = Field(
+        default="[]",
+        description="JSON list of extra checks for the Monitor page and the health watch: "
+        '{"name", "kind": "tcp"|"tls"|"dns", "host", "port", "warn_days"}.',
+    )
+    monitor_history_days: float = Field(
+        default=7.0, gt=0, description="How far back the Monitor page plots drift and lists alerts."
+    )
+    ui_task_service_username: str | None = Field(
+        default=None,
+        description="Task service account of the UI's Tasks page (an admin there lists everyone's tasks; "
+        "the page shows each user their own); default: task_service_username.",
+    )
+    ui_task_service_password: SecretStr | None = Field(
+        default=None, description="Password of ui_task_service_username; default: task_service_password."
+    )
+
     # --- Security limits (docs/security.md; src/ancora/http_server.py, inference/limits.py) ---
     inference_header_timeout_seconds: float = Field(
         default=10.0,

@@ -122,6 +122,28 @@ def assert_no_evaluation_content_was_trained_on(stack: RunningStack, registry: M
     return len(versions)
 
 
+def failed_runs(stack: RunningStack) -> list[str]:
+    """Every failed DAG run so far, as "dag_id run_id": a young stack must have none (issue #17)."""
+    with stack.airflow() as airflow:
+        dags = all_pages(airflow, "/api/v2/dags", "dags")
+        return [
+            f"{dag['dag_id']} {run['dag_run_id']}"
+            for dag in dags
+            for run in all_pages(airflow, f"/api/v2/dags/{dag['dag_id']}/dagRuns", "dag_runs", state="failed")
+        ]
+
+
+def skipped_reasons(stack: RunningStack, dag_id: str, task_id: str) -> int:
+    """How many runs of ``dag_id`` ended with ``task_id`` skipped."""
+    with stack.airflow() as airflow:
+        runs = all_pages(airflow, f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs")
+        skipped = 0
+        for run in runs:
+            answer = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/{task_id}")
+            skipped += answer.status_code == 200 and answer.json()["state"] == "skipped"
+        return skipped
+
+
 def served(stack: RunningStack) -> dict[str, Any]:
     response = HTTP.get(f"{stack.settings.inference_url}/models")
     response.raise_for_status()
@@ -191,6 +213,9 @@ def test_data_in_better_model_out_served_and_predicted_in_the_app(
         **ACCELERATED_LOOP,
         "ANCORA_SIMULATOR_ROTATION_SECONDS": str(ROTATION_SECONDS),
         "ANCORA_SIMULATOR_MODE": "reference",
+        # The young phase, compressed: a dispatch and a health probe every minute, before any champion.
+        "ANCORA_DISPATCH_SCHEDULE": "* * * * *",
+        "ANCORA_HEALTH_WATCH_SCHEDULE": "* * * * *",
     }
     with native_stack(tmp_path, overrides) as stack:
         milestone("stack up")
@@ -211,6 +236,10 @@ def test_data_in_better_model_out_served_and_predicted_in_the_app(
         first = wait_for(lambda: champion(registry, model_name), FIRST_CHAMPION_TIMEOUT, every=3)
         assert first is not None, f"no champion within {FIRST_CHAMPION_TIMEOUT} s"
         milestone(f"champion v{first.version}")
+
+        # A calm first run: too few rows and no champion yet were states (skipped), not failures.
+        assert failed_runs(stack) == []
+        assert skipped_reasons(stack, "covertype_dispatch", "dispatch") >= 1, "a dispatch ran while young"
 
         # The inference service serves it (checked first: the next promotion may be a training away).
         answer = wait_until_served(stack, first.version)
@@ -283,3 +312,4 @@ def test_data_in_better_model_out_served_and_predicted_in_the_app(
         # Under the reference server's repeated contents, no training read an evaluation content.
         checked = assert_no_evaluation_content_was_trained_on(stack, registry)
         milestone(f"no evaluation content in the training reads of {checked} versions")
+        assert failed_runs(stack) == [], "no run failed in the whole loop"

@@ -13,12 +13,16 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from ancora.config import PROJECT_ROOT
 from ancora.schema import COVER_TYPE_NAMES
@@ -34,10 +38,12 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui"
 PASSWORD = "browser-test-password"
 USERS = {"ada": "Admin", "dora": "DispatchUser", "sam": "ShowroomUser"}
 ALLOWED = {
-    "ada": {"Predict", "Models", "Pipelines", "Monitor", "Dispatches"},
-    "dora": {"Dispatches", "Monitor"},
-    "sam": {"Predict"},
+    "ada": {"Predict", "Models", "Pipelines", "Monitor", "Dispatches", "Tasks"},
+    "dora": {"Dispatches", "Monitor", "Tasks"},
+    "sam": {"Predict", "Tasks"},
 }
+TASK_SERVICE_ADMIN, TASK_SERVICE_PASSWORD = "ui-service", "ui-service-password"
+JOB = "import sys, time\nprint('job started', sys.argv[1:])\nsys.stdout.flush()\ntime.sleep(600)\n"
 WAIT_MS = 60_000
 
 
@@ -76,6 +82,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, covertype_csv: Path) -> Iterator[RunningStack]:
     workdir = tmp_path_factory.mktemp("ui-browser")
+    job_root = Path(tempfile.mkdtemp(prefix="ancora-ui-jobs-"))
+    job_root.chmod(0o711)  # jobs run as nobody, who must pass through (pytest's folders are 0700)
     overrides = {
         "ANCORA_MODEL_POLL_INTERVAL_SECONDS": "1",
         "ANCORA_UI_REFRESH_SECONDS": "2",
@@ -83,6 +91,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, covertype_csv: Path) -> Iter
         "ANCORA_TRAIN_FAMILIES": "logistic_regression",
         "ANCORA_TRAIN_SEARCH_BUDGET": "1",
         "ANCORA_TRAIN_N_JOBS": "1",
+        # Remote tasks run inline on this machine; the Tasks page reads them as a task service admin.
+        "ANCORA_REMOTE_EXECUTOR": "inline",
+        "ANCORA_REMOTE_LOCATIONS": '{"laptop":"local"}',
+        "ANCORA_REMOTE_LOCAL_ENABLED": "true",
+        "ANCORA_REMOTE_LOCAL_RUN_AS": "nobody",
+        "ANCORA_REMOTE_LOCAL_WORK_ROOT": str(job_root),
+        "ANCORA_UI_TASK_SERVICE_USERNAME": TASK_SERVICE_ADMIN,
+        "ANCORA_UI_TASK_SERVICE_PASSWORD": TASK_SERVICE_PASSWORD,
+        "ANCORA_MONITOR_EXTRA_HOSTS": '[{"name": "localhost DNS", "kind": "dns", "host": "localhost"}]',
     }
     with native_stack(workdir, overrides) as running:
         for name, role in USERS.items():
@@ -97,11 +114,101 @@ def stack(tmp_path_factory: pytest.TempPathFactory, covertype_csv: Path) -> Iter
                 check=False,
             )
             assert added.returncode == 0, added.stdout + added.stderr
+        # Only task service admins may run jobs on the service's own host (the inline "laptop" runner
+        # here); the Tasks page filters by owner name whatever the task service role.
+        for name, admin in ((TASK_SERVICE_ADMIN, True), ("sam", True), ("bob", True)):
+            flags = ["--admin"] if admin else []
+            added = subprocess.run(
+                [sys.executable, "-m", "ancora", "task-service", "users", "add", name, *flags],
+                env={**running.env, "ANCORA_NEW_USER_PASSWORD": TASK_SERVICE_PASSWORD},
+                cwd=workdir,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert added.returncode == 0, added.stdout + added.stderr
         tracking_uri = running.settings.resolved_mlflow_tracking_uri
         frame = pd.read_csv(covertype_csv, nrows=3000)
-        register(tracking_uri, "covertype", log_covertype_model(tracking_uri, frame, 10, 1), alias="champion")
+        first = log_covertype_model(tracking_uri, frame, 10, 1)
+        second = log_covertype_model(tracking_uri, frame.iloc[1000:], 10, 2)
+        client = MlflowClient(tracking_uri)
+        for logged, decision in ((first, "first"), (second, "promoted")):
+            version = register(tracking_uri, "covertype", logged, alias="champion")
+            client.set_model_version_tag("covertype", version, "gate_decision", decision)
         wait_ready(running.settings.inference_url, timeout=180)
+        seed_drift(running, frame)
         yield running
+    shutil.rmtree(job_root, ignore_errors=True)
+
+
+def seed_drift(running: RunningStack, frame: pd.DataFrame) -> None:
+    """Real drift reports (three batches, the last one shifted) and an alert in the stack's events DB."""
+    from ancora.monitoring.alerts import Alert, raise_alert
+    from ancora.monitoring.drift import Reference, Thresholds, compare
+    from ancora.monitoring.store import open_monitoring_store
+    from ancora.schema import FEATURE_NAMES, LABEL_NAME, NUMERIC_FEATURES
+
+    store = open_monitoring_store(running.settings.resolved_dispatch_events_db_url)
+    reference = Reference("2", None, frame.iloc[:2000][list(FEATURE_NAMES)], frame.iloc[:2000][LABEL_NAME])
+    for number, rows in enumerate((frame.iloc[2000:2500], frame.iloc[2500:3000], frame.iloc[2000:2500]), 1):
+        current = rows[list(FEATURE_NAMES)].copy()
+        if number == 3:  # moved far enough to breach: most features and the class mix
+            for name in NUMERIC_FEATURES:
+                current[name] = current[name] + 3 * current[name].std()
+            current["Wilderness_Area"] = "Cache"
+            labels = pd.Series([4] * len(rows))
+        else:
+            labels = rows[LABEL_NAME]
+        report = compare(reference, current, labels, Thresholds(), kind="batch", subject=f"batch {number}")
+        store.save_drift(report)
+        time.sleep(1.1)
+    raise_alert(
+        store,
+        Alert("drift", "drift:batch 3:v2", "drift over threshold in batch 3 against champion v2"),
+        lambda a: [],
+    )
+
+
+def task_status(stack: RunningStack, task_id: str) -> str:
+    import requests
+
+    base = stack.settings.resolved_task_service_url
+    login = {"username": TASK_SERVICE_ADMIN, "password": TASK_SERVICE_PASSWORD}
+    token = requests.post(f"{base}/login", json=login, timeout=30).json()["access_token"]
+    answer = requests.get(f"{base}/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return str(answer.json()["status"])
+
+
+def submit_task(stack: RunningStack, user: str, tmp_path: Path) -> str:
+    import requests
+
+    dataset, processor = tmp_path / f"{user}-data.zip", tmp_path / f"{user}-processor.zip"
+    with zipfile.ZipFile(dataset, "w") as archive:
+        archive.writestr("rows.csv", "a,b\n1,2\n")
+    with zipfile.ZipFile(processor, "w") as archive:
+        archive.writestr("job.py", JOB)
+    base = stack.settings.resolved_task_service_url
+    token = requests.post(
+        f"{base}/login", json={"username": user, "password": TASK_SERVICE_PASSWORD}, timeout=30
+    )
+    token.raise_for_status()
+    with dataset.open("rb") as data, processor.open("rb") as code:
+        answer = requests.post(
+            f"{base}/tasks",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            files={"dataset_file": ("data.zip", data), "processor_file": ("processor.zip", code)},
+            data={
+                "runner_location": "laptop",
+                "execution_mode": "no-mlflow",
+                "execution_command": "python job.py",
+                "instance_type": "cpu",
+                "experiment_name": f"{user}-experiment",
+            },
+            timeout=60,
+        )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -243,3 +350,80 @@ def test_monitor_models_and_dispatches_render(browser: Any, stack: RunningStack)
     no_exception(page)
     shot(page, "dispatches")
     page.context.close()
+
+
+def test_monitor_plots_drift_class_mix_alerts_and_extra_hosts(browser: Any, stack: RunningStack) -> None:
+    page = signed_in(browser, stack, "dora")
+    page.get_by_role("link", name="Monitor").click()
+    page.get_by_role("heading", name="Drift against the champion's training data").wait_for()
+    page.get_by_text("Per-feature drift score of collected batches").wait_for()
+    page.get_by_text("Class mix of the latest report (batch batch 3, champion v2, breached)").wait_for()
+    page.get_by_role("heading", name="Alerts").wait_for()
+    page.get_by_text("Events database (sqlite) answers in").wait_for()
+    page.get_by_role("heading", name="Extra hosts").wait_for()
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2, "drift over time and the class mix"
+    no_exception(page)
+    shot(page, "monitor-top")
+    page.get_by_role("heading", name="Events database").scroll_into_view_if_needed()
+    page.get_by_role("heading", name="Events database").evaluate("element => element.scrollIntoView()")
+    shot(page, "monitor-drift")
+    page.context.close()
+
+
+def test_tasks_page_shows_each_user_their_tasks_and_cancels(
+    browser: Any, stack: RunningStack, tmp_path: Path
+) -> None:
+    mine = submit_task(stack, "sam", tmp_path)
+    theirs = submit_task(stack, "bob", tmp_path)
+    page = signed_in(browser, stack, "sam")
+    page.get_by_role("link", name="Tasks").click()
+    page.get_by_text("Tasks submitted as `sam`.".replace("`", "")).wait_for()
+    page.get_by_text(mine).first.wait_for(state="attached")  # a table cell (the grid draws on a canvas)
+    assert page.get_by_text(theirs).count() == 0, "another user's task is not shown"
+    page.locator('[data-testid="stCode"]').first.wait_for()  # the log tail of the chosen task
+    shown = page.get_by_text(re.compile(r"^[A-Z]+ on ")).first
+    shown.wait_for()
+    assert shown.inner_text().split()[0] == task_status(stack, mine), "the page shows the service's status"
+    shot(page, "tasks-user")
+    if task_status(stack, mine) == "RUNNING":
+        page.get_by_role("button", name="Cancel this task").click()
+        assert wait_for(lambda: task_status(stack, mine) == "CANCELLED" or None, 90, 1)
+        page.get_by_text(re.compile(r"CANCELLED on")).wait_for()
+    no_exception(page)
+    page.context.close()
+    admin = signed_in(browser, stack, "ada")
+    admin.get_by_role("link", name="Tasks").click()
+    admin.get_by_text("Everyone's tasks (Admin).").wait_for()
+    admin.get_by_text(theirs).first.wait_for(state="attached")
+    admin.get_by_text(mine).first.wait_for(state="attached")
+    no_exception(admin)
+    shot(admin, "tasks-admin")
+    admin.context.close()
+
+
+def test_admin_rolls_the_champion_back_from_the_models_page(browser: Any, stack: RunningStack) -> None:
+    page = signed_in(browser, stack, "ada")
+    page.get_by_role("link", name="Models").click()
+    page.get_by_text("Roll @champion back (Admin)").click()
+    page.get_by_role("textbox", name="Why (recorded on both versions)").fill("v2 looks wrong")
+    page.get_by_role("button", name="Roll back").click()
+    page.get_by_text("Tick the confirmation first.").wait_for()
+    page.get_by_text("Yes, move @champion away from v2").click()
+    page.get_by_role("button", name="Roll back").click()
+    page.get_by_text("@champion now points at v1 (was v2)").wait_for()
+    no_exception(page)
+    shot(page, "models-rollback")
+    page.context.close()
+    client = MlflowClient(stack.settings.resolved_mlflow_tracking_uri)
+    assert client.get_model_version_by_alias("covertype", "champion").version == "1"
+    assert client.get_model_version("covertype", "2").tags["ancora.rolled_back.by"] == "ada"
+    served = wait_for(
+        lambda: httpx_get(f"{stack.settings.inference_url}/models").get("version") == "1" or None, 30, 0.5
+    )
+    assert served, "the inference API followed the rollback"
+
+
+def httpx_get(url: str) -> dict[str, Any]:
+    import httpx
+
+    return dict(httpx.get(url, timeout=10).json())

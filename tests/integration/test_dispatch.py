@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ancora.dispatch.datalake import open_datalake
 from ancora.dispatch.events import open_events_store
 from ancora.dispatch.run import DispatchSummary, run_dispatch
 from ancora.dispatch.seed import SHIPPED_SAMPLE, seed_datalake
+from ancora.monitoring.first_run import champion_missing_reason
 from ancora.schema import COVER_TYPE_NAMES, FEATURE_NAMES
 from inference.app import create_app
 from tests.support.inference import LoggedModel, log_covertype_model, register
@@ -374,15 +375,34 @@ def test_a_triggered_dag_run_dispatches_and_records_its_run_id(configure: Any, m
     assert detail is not None and detail.dispatch.dag_run_id == run.run_id
 
 
-def test_a_dag_run_without_a_champion_fails_at_once(configure: Any, tmp_path: Path) -> None:
+def test_a_dag_run_without_a_champion_ends_skipped_and_records_no_dispatch(
+    configure: Any, tmp_path: Path
+) -> None:
     settings = configure(
         f"sqlite:///{tmp_path / 'lake.db'}", ANCORA_REGISTERED_MODEL_NAME="covertype-without-champion"
     )
     seeded(settings, rows=20, invalid=0)
     run = load_dag().test()
     (instance,) = run.get_task_instances()
-    assert run.state == "failed"
-    assert (str(instance.state), instance.try_number) == ("failed", 1), "not retried"
+    assert run.state == "success", "no champion yet is a state of a young stack, not a failure"
+    assert (str(instance.state), instance.try_number) == ("skipped", 1)
+    reason = champion_missing_reason(settings)
+    assert reason is not None and "no champion yet" in reason
+    events = open_events_store(settings.resolved_dispatch_events_db_url)
+    assert events.list_dispatches(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)) == []
+
+
+def test_a_dag_run_with_the_registry_down_still_fails(
+    configure: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(f"sqlite:///{tmp_path / 'lake.db'}")
+    monkeypatch.setenv("ANCORA_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    dag = load_dag()
+    dag.get_task("dispatch").retries = 0
+    run = dag.test()
+    (instance,) = run.get_task_instances()
+    assert run.state == "failed" and str(instance.state) == "failed"
 
 
 def test_the_api_lists_dispatches_shows_one_and_reports_the_datalake(

@@ -61,14 +61,21 @@ def test_a_triggered_run_registers_a_champion(training_settings: Settings, cover
     assert versions[0].tags["families"] == "logistic_regression"
 
 
-def test_too_little_data_fails_at_once_without_retries(
+def test_too_little_data_is_a_state_the_run_ends_skipped_with_the_reason(
     training_settings: Settings, covertype_csv: Path
 ) -> None:
+    from ancora.training.data import TrainingDataError
+    from ancora.training.run import TrainingRequest, train_and_register
+
     fill(training_settings, covertype_csv, 100)
     run = load_dag("covertype_train").test()
-    assert run.state == "failed"
+    assert run.state == "success", "a young stack is not a failed run"
     instance = train_instance(run)
-    assert (str(instance.state), instance.try_number) == ("failed", 1)
+    assert (str(instance.state), instance.try_number) == ("skipped", 1)
+    with pytest.raises(
+        TrainingDataError, match=f"only 100 validated rows .* at least {training_settings.train_min_rows}"
+    ):
+        train_and_register(training_settings, TrainingRequest.from_settings(training_settings))
     client = MlflowClient(training_settings.resolved_mlflow_tracking_uri)
     assert client.search_registered_models(f"name = '{training_settings.registered_model_name}'") == []
 

@@ -36,6 +36,12 @@ def test_batch_rows_encode_like_row_predictions_and_fit_the_declared_model() -> 
         "class_name": "Lodgepole Pine",
         "probabilities": {"1": 0.0, "2": 1.0, "3": 0.0, "4": 0.0, "5": 0.0, "6": 0.0, "7": 0.0},
     }
-    answer = {"model_name": "covertype", "model_version": "3", "run_id": "run", "count": 50}
+    answer = {
+        "model_name": "covertype",
+        "model_version": "3",
+        "run_id": "run",
+        "request_id": "r1",
+        "count": 50,
+    }
     body = b'{"predictions":' + fast + b"," + msgspec.json.encode(answer)[1:]
     assert BatchPrediction.model_validate_json(body).count == 50

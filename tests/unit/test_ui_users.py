@@ -28,8 +28,8 @@ PASSWORD = "s3cret-enough"
 
 def test_roles_see_the_pages_the_issue_names() -> None:
     assert set(PAGES_BY_ROLE[Role.ADMIN]) == set(Page)
-    assert set(PAGES_BY_ROLE[Role.DISPATCH_USER]) == {Page.DISPATCHES, Page.MONITOR}
-    assert PAGES_BY_ROLE[Role.SHOWROOM_USER] == (Page.PREDICT,)
+    assert set(PAGES_BY_ROLE[Role.DISPATCH_USER]) == {Page.DISPATCHES, Page.MONITOR, Page.TASKS}
+    assert PAGES_BY_ROLE[Role.SHOWROOM_USER] == (Page.PREDICT, Page.TASKS), "every user sees their own tasks"
     assert may_administer(Role.ADMIN)
     assert not may_administer(Role.DISPATCH_USER)
     assert not may_administer(Role.SHOWROOM_USER)

@@ -6,11 +6,13 @@ import streamlit as st
 
 from ancora.clients.health import MLFLOW
 from ancora.clients.inference import InferenceError
+from ancora.clients.mlflow import MlflowError
+from ancora.training.rollback import RollbackRefused, roll_back
 from ancora.ui import views
-from ancora.ui.users import Page
+from ancora.ui.users import Page, may_administer
 from ancora.ui.widgets import calling, inference_client, mlflow_client, require_page, settings
 
-require_page(Page.MODELS)
+user = require_page(Page.MODELS)
 current = settings()
 public = current.resolved_ui_mlflow_public_url
 name = current.registered_model_name
@@ -40,6 +42,38 @@ except InferenceError as problem:
     st.caption(f"The inference API did not say which engine serves: {problem}")
 if served:
     st.markdown(f"Inference API: {served}.")
+
+if may_administer(user.role) and current.serving_alias in aliases:
+    with st.expander(f"Roll `@{current.serving_alias}` back (Admin)", icon=":material/undo:"):
+        with st.form("rollback"):
+            earlier = [v.version for v in versions if v.version != aliases[current.serving_alias]]
+            target = st.selectbox("Serve version", ["previous champion", *earlier])
+            reason = st.text_input("Why (recorded on both versions)")
+            confirmed = st.checkbox(
+                f"Yes, move @{current.serving_alias} away from v{aliases[current.serving_alias]}"
+            )
+            submitted = st.form_submit_button("Roll back", type="primary")
+        if submitted:
+            if not confirmed:
+                st.error("Tick the confirmation first.")
+            else:
+                try:
+                    with mlflow_client() as client:
+                        done = roll_back(
+                            client,
+                            name,
+                            current.serving_alias,
+                            user.username,
+                            reason,
+                            None if target == "previous champion" else target,
+                        )
+                except (RollbackRefused, MlflowError) as problem:
+                    st.error(f"Rollback refused: {problem}")
+                else:
+                    st.success(
+                        f"@{done.alias} now points at v{done.to_version} (was v{done.from_version}); the "
+                        f"inference API follows within {current.model_poll_interval_seconds:g} s."
+                    )
 
 st.subheader("Versions")
 table = views.versions_frame(versions, public)

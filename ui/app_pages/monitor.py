@@ -11,9 +11,17 @@ import streamlit as st
 from ancora.clients.airflow import AirflowError
 from ancora.clients.health import AIRFLOW, DATALAKE, HOW_TO_START, INFERENCE, probe_all
 from ancora.clients.inference import InferenceError
+from ancora.clients.mlflow import MlflowError
 from ancora.ui import views
 from ancora.ui.users import Page
-from ancora.ui.widgets import airflow_client, inference_client, require_page, service_down, settings
+from ancora.ui.widgets import (
+    airflow_client,
+    inference_client,
+    mlflow_client,
+    require_page,
+    service_down,
+    settings,
+)
 
 # Latest successful collect runs whose `store` result feeds the collection chart.
 COLLECT_RUNS_READ = 50
@@ -143,7 +151,101 @@ def show_collection(schedules: dict[str, dict[str, Any]]) -> None:
     st.dataframe(frame, hide_index=True)
 
 
+def show_first_champion() -> None:
+    """A young stack: say what it waits for, and how many rows are still needed, instead of red."""
+    from ancora.monitoring.first_run import young_state
+
+    try:
+        with mlflow_client() as client:
+            champion = client.aliases(current.registered_model_name).get(current.serving_alias)
+    except MlflowError:
+        return  # the Services table already says MLflow is down
+    if champion is not None:
+        return
+    try:
+        state = young_state(current, None)
+    except Exception as problem:  # the raw-data store is not readable from here
+        st.info(f"Waiting for the first champion (rows stored: unknown, {problem}).")
+        return
+    st.info(state.message().capitalize() + ".", icon=":material/hourglass_top:")
+
+
+def show_monitoring_store() -> None:
+    """The events database: its status, drift over time, the class mix, alerts, extra hosts."""
+    from ancora.monitoring.health_watch import ExtraHostsInvalid, run_extra_checks
+    from ancora.monitoring.store import open_monitoring_store
+
+    st.subheader("Events database")
+    try:
+        store = open_monitoring_store(current.resolved_dispatch_events_db_url)
+        status = store.status()
+    except Exception as problem:
+        st.error(f"The events database cannot be opened: {problem}")
+        return
+    if status.ok:
+        st.success(f"Events database ({status.backend}) answers in {status.latency_ms:.1f} ms.")
+    else:
+        st.error(f"Events database ({status.backend}): {status.detail}")
+        return
+    since = datetime.now(UTC) - timedelta(days=current.monitor_history_days)
+    st.subheader("Drift against the champion's training data")
+    history = store.drift_history(since)
+    if history.empty:
+        st.info(
+            "No drift report yet: covertype_drift_batch writes one per collected batch once a "
+            "champion exists."
+        )
+    for kind, label in (("batch", "collected batches"), ("served", "served windows")):
+        pivot = views.drift_pivot(history, kind)
+        if not pivot.empty:
+            st.markdown(
+                f"**Per-feature drift score of {label}** (threshold: numeric "
+                f"{current.drift_numeric_threshold:g}, categorical {current.drift_categorical_threshold:g})"
+            )
+            st.line_chart(pivot, x_label="report time (UTC)", y_label="drift score")
+    reports = store.drift_reports(since)
+    if not reports.empty:
+        latest = reports.iloc[-1]
+        st.markdown(
+            f"**Class mix of the latest report** ({latest['kind']} {latest['subject']}, champion "
+            f"v{latest['reference_version']}, {'breached' if latest['breached'] else 'within thresholds'})"
+        )
+        mix = views.class_mix_frame(str(latest["class_mix"]))
+        st.bar_chart(
+            mix, x="class", y=["training labels", "served / predicted"], stack=False, horizontal=True
+        )
+    st.subheader("Alerts")
+    alerts = store.alerts(since, limit=50)
+    if alerts:
+        st.dataframe(
+            pd.DataFrame(
+                [{"at": a.at, "kind": a.kind, "summary": a.summary, "notified": a.notified} for a in alerts]
+            ),
+            hide_index=True,
+        )
+    else:
+        st.caption("No alert raised in this period.")
+    try:
+        checks = run_extra_checks(current)
+    except ExtraHostsInvalid as problem:
+        st.error(str(problem))
+        return
+    if checks:
+        st.subheader("Extra hosts")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"ok": c.ok, "name": c.name, "kind": c.kind, "target": c.target, "status": c.detail}
+                    for c in checks
+                ]
+            ),
+            hide_index=True,
+            column_config={"ok": st.column_config.CheckboxColumn(width="small")},
+        )
+
+
 def monitor() -> None:
+    show_first_champion()
     show_health()
     schedules: dict[str, dict[str, Any]] | None = None
     try:
@@ -159,6 +261,7 @@ def monitor() -> None:
             show_collection(schedules)
         except AirflowError as problem:
             service_down(AIRFLOW, problem)
+    show_monitoring_store()
     st.caption(
         f"Refreshes every {current.ui_refresh_seconds:g} s; last refresh {datetime.now(UTC):%H:%M:%S} UTC."
     )

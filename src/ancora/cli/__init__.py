@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import typer
 
-from ancora.cli import data, dispatch, serve, services, train, ui
+from ancora.cli import data, dispatch, model, serve, services, train, ui
 from ancora.cli.config import config_app
+from ancora.cli.monitoring import alerts_app, drift_app
 from ancora.cli.sagemaker import provisioning_app, sagemaker_app
 from ancora.cli.stack import stack_app
 from ancora.cli.task_service import task_service_app
@@ -45,3 +46,6 @@ app.command("dispatch")(dispatch.dispatch)
 app.add_typer(dispatch.datalake_app, name="datalake")
 app.command("ui")(ui.ui)
 app.add_typer(ui.users_app, name="users")
+app.add_typer(model.app, name="model")
+app.add_typer(drift_app, name="drift")
+app.add_typer(alerts_app, name="alerts")

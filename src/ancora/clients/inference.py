@@ -56,6 +56,11 @@ class InferenceClient(ServiceClient):
     def from_settings(cls, settings: Settings) -> InferenceClient:
         return cls(settings.resolved_ui_inference_url, timeout=settings.ui_http_timeout_seconds)
 
+    def as_user(self, username: str) -> InferenceClient:
+        """Name the app's signed-in user on every call (X-Ancora-User); the prediction log keeps it."""
+        self._http.headers["X-Ancora-User"] = username
+        return self
+
     def _call(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)

@@ -1,8 +1,9 @@
-"""A read-only client of the MLflow tracking server's REST API (2.0 paths, as MLflow 3 serves them).
+"""A client of the MLflow tracking server's REST API (2.0 paths, as MLflow 3 serves them).
 
 The Streamlit app reads the registry and the training runs through it: registered versions with
 their aliases and the tags training writes (family, macro F1, gate decision), the parent training
-run's gate tags and per-family evaluation metrics, and the candidate runs nested under it. It is
+run's gate tags and per-family evaluation metrics, and the candidate runs nested under it; its only
+writes are an alias and version tags (a rollback). It is
 plain HTTP (httpx), not ``MlflowClient``, so the app imports no MLflow and a test can answer it
 with any HTTP server.
 """
@@ -155,6 +156,18 @@ class MlflowRestClient(ServiceClient):
             for item in body.get("model_versions", []) or []
         ]
         return sorted(versions, key=lambda v: int(v.version) if v.version.isdigit() else 0, reverse=True)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._call(
+            "POST", "/registered-models/alias", json={"name": name, "alias": alias, "version": version}
+        )
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._call(
+            "POST",
+            "/model-versions/set-tag",
+            json={"name": name, "version": version, "key": key, "value": value},
+        )
 
     def get_run(self, run_id: str) -> Run:
         return Run.from_json(self._call("GET", "/runs/get", params={"run_id": run_id}).get("run", {}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ from ancora.serving.registry import (
 log = logging.getLogger(__name__)
 
 FailureKind = Literal["registry", "load", "missing"]
+
+WAITING_LOG_INTERVAL_SECONDS = 60.0
+"""A young stack has no champion for many minutes: say so once, then at most this often."""
 
 
 class WatcherObserver(Protocol):
@@ -72,6 +76,7 @@ class ModelWatcher:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._waiting_logged_at: float | None = None
 
     @property
     def current(self) -> ServedModel | None:
@@ -98,6 +103,7 @@ class ModelWatcher:
             result = await asyncio.to_thread(self._check_blocking)
             if result.changed and result.model is not None:
                 self._current = result.model
+                self._waiting_logged_at = None
                 log.info(
                     "serving %s version %s (run %s)",
                     result.model.ref.name,
@@ -107,13 +113,27 @@ class ModelWatcher:
                 if self._observer is not None:
                     self._observer.model_loaded(result.model)
             if result.failure is not None:
-                log.warning("model check failed (%s): %s", result.failure, result.error)
+                self._log_failure(result)
                 if self._observer is not None:
                     self._observer.check_failed(result.failure)
             elif self._observer is not None:
                 self._observer.check_succeeded()
             self._last = result
             return result
+
+    def _log_failure(self, result: CheckResult) -> None:
+        """No champion yet is a state of a young stack, not a fault: one INFO line, then at most one a
+        minute while it lasts. A registry that is down or a version that does not load stays a
+        WARNING at every check."""
+        if result.failure != "missing" or self._current is not None:
+            log.warning("model check failed (%s): %s", result.failure, result.error)
+            return
+        now = time.monotonic()
+        last = self._waiting_logged_at
+        if last is None or now - last >= WAITING_LOG_INTERVAL_SECONDS:
+            self._waiting_logged_at = now
+            still = "" if last is None else "still "
+            log.info("%swaiting for the first champion: %s", still, result.error)
 
     async def _run(self) -> None:
         while True:

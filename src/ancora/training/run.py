@@ -211,6 +211,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         "ancora.code_version": version_of_code,
         "ancora.eval_set_version": str(eval_set.version),
         "ancora.data_digest": training.digest,
+        "ancora.trained_through_row_id": str(inputs.contents.max_row_id),
     }
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(settings.mlflow_experiment)

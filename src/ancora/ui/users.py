@@ -39,12 +39,13 @@ class Page(StrEnum):
     PIPELINES = "Pipelines"
     MONITOR = "Monitor"
     DISPATCHES = "Dispatches"
+    TASKS = "Tasks"
 
 
 PAGES_BY_ROLE: dict[Role, tuple[Page, ...]] = {
-    Role.ADMIN: (Page.PREDICT, Page.MODELS, Page.PIPELINES, Page.MONITOR, Page.DISPATCHES),
-    Role.DISPATCH_USER: (Page.DISPATCHES, Page.MONITOR),
-    Role.SHOWROOM_USER: (Page.PREDICT,),
+    Role.ADMIN: (Page.PREDICT, Page.MODELS, Page.PIPELINES, Page.MONITOR, Page.DISPATCHES, Page.TASKS),
+    Role.DISPATCH_USER: (Page.DISPATCHES, Page.MONITOR, Page.TASKS),
+    Role.SHOWROOM_USER: (Page.PREDICT, Page.TASKS),
 }
 """Which pages each role sees, in menu order; a page not listed is not even registered."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -423,3 +424,63 @@ def predictions_frame(predictions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def to_csv(frame: pd.DataFrame) -> str:
     return str(frame.to_csv(index=False))
+
+
+# --- Tasks -----------------------------------------------------------------------------------------
+
+FINISHED_TASK_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "SUCCEEDED", "STOPPED"})
+
+
+def visible_tasks(
+    tasks: Sequence[Mapping[str, Any]], username: str, is_admin: bool
+) -> list[Mapping[str, Any]]:
+    """Everyone's tasks for an admin, the user's own otherwise (owner is the task service user name)."""
+    return [task for task in tasks if is_admin or str(task.get("owner")) == username]
+
+
+def tasks_frame(tasks: Sequence[Mapping[str, Any]], mlflow_public_url: str) -> pd.DataFrame:
+    rows = []
+    for task in tasks:
+        run_id = task.get("run_id")
+        rows.append(
+            {
+                "task": str(task.get("id")),
+                "owner": str(task.get("owner")),
+                "status": str(task.get("status")),
+                "runner": str(task.get("runner_location")),
+                "experiment": str(task.get("experiment_name")),
+                "run id": str(run_id or ""),
+                "MLflow": f"{mlflow_public_url.rstrip('/')}/#/runs/{run_id}" if run_id else None,
+                "submitted": shown_time(task.get("created_at")),
+                "finished": shown_time(task.get("finished_at")),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- Monitor: drift ---------------------------------------------------------------------------------
+
+
+def drift_pivot(history: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Score per feature (columns) over report time (index), for one kind of report."""
+    chosen = history[history["kind"] == kind] if not history.empty else history
+    if chosen.empty:
+        return pd.DataFrame()
+    return chosen.pivot_table(index="created_at", columns="feature", values="score", aggfunc="last")
+
+
+def class_mix_frame(class_mix_json: str) -> pd.DataFrame:
+    """Training labels against the current (predicted) classes, one row per class, as shares."""
+    mix = json.loads(class_mix_json or "{}")
+    reference, current = mix.get("reference", {}), mix.get("current", {})
+    labels = sorted(set(reference) | set(current), key=int)
+    return pd.DataFrame(
+        [
+            {
+                "class": f"{label} {COVER_TYPE_NAMES.get(int(label), '?')}",
+                "training labels": float(reference.get(label, 0.0)),
+                "served / predicted": float(current.get(label, 0.0)),
+            }
+            for label in labels
+        ]
+    )

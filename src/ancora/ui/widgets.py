@@ -60,7 +60,9 @@ def require_page(page: Page) -> SignedIn:
 
 
 def inference_client() -> InferenceClient:
-    return InferenceClient.from_settings(settings())
+    client = InferenceClient.from_settings(settings())
+    user = current_user()
+    return client.as_user(user.username) if user is not None else client
 
 
 def mlflow_client() -> MlflowRestClient:

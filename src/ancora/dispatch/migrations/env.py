@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import ancora.monitoring.tables  # noqa: F401 (registers the monitoring tables on the metadata)
 from ancora.dispatch.tables import VERSION_TABLE, metadata
 
 config = context.config

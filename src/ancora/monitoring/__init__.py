@@ -1,0 +1,1 @@
+"""Observability of what is served: the prediction log, drift, alerts, health over time, first run."""
