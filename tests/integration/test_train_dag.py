@@ -72,9 +72,8 @@ def test_too_little_data_is_a_state_the_run_ends_skipped_with_the_reason(
     assert run.state == "success", "a young stack is not a failed run"
     instance = train_instance(run)
     assert (str(instance.state), instance.try_number) == ("skipped", 1)
-    with pytest.raises(
-        TrainingDataError, match=f"only 100 distinct validated rows .* at least {training_settings.train_min_rows}"
-    ):
+    refusal = f"only 100 distinct validated rows .* at least {training_settings.train_min_rows}"
+    with pytest.raises(TrainingDataError, match=refusal):
         train_and_register(training_settings, TrainingRequest.from_settings(training_settings))
     client = MlflowClient(training_settings.resolved_mlflow_tracking_uri)
     assert client.search_registered_models(f"name = '{training_settings.registered_model_name}'") == []
