@@ -31,5 +31,5 @@ clean: uv
 # The supply-chain check (tools/audit_lock.py) fails on a known-vulnerable pin in uv.lock unless
 # supply-chain-allowlist.toml says why; a second run within 12 hours reuses PyPI's answers.
 test: sync
-	$(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy src && \
+	$(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy src client/src && \
 	$(RUN) python -m tools.audit_lock && $(RUN) pytest

@@ -148,7 +148,7 @@ def main() -> None:
                     ANCORA_TASK_SERVICE_PASSWORD=password,
                 )
                 get_settings.cache_clear()
-                from ancora.client import Submitter, TaskHandler
+                from ancora_client import Submitter, TaskHandler
 
                 runs: list[dict[str, float | str]] = []
                 for _ in range(args.runs):

@@ -19,7 +19,8 @@ ENV UV_FROZEN=1 \
     UV_PROJECT_ENVIRONMENT=/opt/ancora/.venv
 WORKDIR /opt/ancora
 COPY pyproject.toml uv.lock README.md ./
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --no-install-project
+COPY client/pyproject.toml client/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --no-install-workspace
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev
 

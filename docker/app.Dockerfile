@@ -20,7 +20,8 @@ ENV UV_FROZEN=1 \
 WORKDIR /opt/ancora
 # Dependencies first: this layer is rebuilt only when the lock changes, not on every code edit.
 COPY pyproject.toml uv.lock README.md ./
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --no-install-project
+COPY client/pyproject.toml client/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --no-install-workspace
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev
 

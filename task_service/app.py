@@ -17,7 +17,7 @@ from task_service.routes import auth, health, tasks
 DESCRIPTION = """
 Runs heavy jobs away from the Airflow machine: on a Slurm cluster over SSH (`hpc`), on SageMaker,
 or, for admins where the operator enabled it, as a process on this host (`local`), chosen by
-`runner_location`. The server behind the `biganchoring_ml_module` / `ancora.client` library: log
+`runner_location`. The server behind the `biganchoring_ml_module` / `ancora_client` library: log
 in, submit a dataset zip and a processor zip with a command, follow the job, read its MLflow run id
 (from the moment it is accepted) and logs, cancel it. See docs/remote.md.
 """

@@ -114,7 +114,7 @@ def test_a_submission_becomes_a_remote_task_dag_run(
         monkeypatch.setenv("ANCORA_TASK_SERVICE_USERNAME", "engineer")
         monkeypatch.setenv("ANCORA_TASK_SERVICE_PASSWORD", "engineer-password")
         get_settings.cache_clear()
-        from ancora.client import Submitter, TaskHandler
+        from ancora_client import Submitter, TaskHandler
 
         submitted = Submitter(
             dataset_file=str(dataset), processor_file=str(processor), runner_location="atena02",

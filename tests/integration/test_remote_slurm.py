@@ -125,7 +125,7 @@ def client(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
         if key.startswith("ANCORA_"):
             monkeypatch.setenv(key, value)
     get_settings.cache_clear()
-    from ancora.client import Submitter, TaskHandler
+    from ancora_client import Submitter, TaskHandler
 
     return Submitter, TaskHandler
 

@@ -33,8 +33,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from ancora.client import Server_connection, Submitter, TaskHandler
 from ancora.config import get_settings
+from ancora_client import Server_connection, Submitter, TaskHandler
 from tests.support.task_service import add_user, running_task_service
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import streamlit as st
 
-from ancora.client.connection import Server_connection, expect
 from ancora.ui import views
 from ancora.ui.users import Page, may_administer
 from ancora.ui.widgets import require_page, settings
+from ancora_client.connection import Server_connection, expect
 
 user = require_page(Page.TASKS)
 current = settings()
@@ -32,7 +32,11 @@ admin = may_administer(user.role)
 
 
 def connection() -> Server_connection:
-    return Server_connection(username=username, password=secret.get_secret_value())  # type: ignore[union-attr]
+    return Server_connection(
+        username=username,
+        password=secret.get_secret_value(),  # type: ignore[union-attr]
+        url=current.resolved_task_service_url,
+    )
 
 
 def tasks_list() -> None:

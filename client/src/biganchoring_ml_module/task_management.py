@@ -1,5 +1,5 @@
 """``biganchoring_ml_module.task_management``, as existing scripts import it."""
 
-from ancora.client.task_management import TaskHandler
+from ancora_client.task_management import TaskHandler
 
 __all__ = ["TaskHandler"]

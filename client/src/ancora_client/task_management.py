@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from ancora.client.connection import Server_connection, expect
+from ancora_client.connection import Server_connection, expect
 
 
 class TaskHandler:

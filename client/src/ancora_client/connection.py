@@ -3,7 +3,7 @@ expect: ``Server_connection(node_name, username, password, port).login()``.
 
 Nothing secret is passed on the command line or kept in scripts: the username and password default
 to ``ANCORA_TASK_SERVICE_USERNAME`` / ``ANCORA_TASK_SERVICE_PASSWORD`` and the address to
-``ANCORA_TASK_SERVICE_URL`` (read through Ancora's settings).
+``ANCORA_TASK_SERVICE_URL`` (``ancora_client.environment``: those three variables, nothing else).
 
 HTTPS: give ``ANCORA_TASK_SERVICE_URL=https://...``, or a ``node_name`` with its scheme
 (``https://tasks.example.org``), or ``scheme="https"``. A bare ``node_name`` takes the scheme of
@@ -22,13 +22,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ancora.config import get_settings
+from ancora_client.environment import SCHEMES, read_environment
 
 DEFAULT_NODE = "atn1b01n28"
 DEFAULT_PORT = 8002
 TIMEOUT_SECONDS = 30.0
 UPLOAD_TIMEOUT_SECONDS = 300.0
-SCHEMES = ("http", "https")
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +79,22 @@ class Server_connection:  # noqa: N801 (the name existing scripts import)
         password: str | None = None,
         port: int | None = None,
         scheme: str | None = None,
+        *,
+        url: str | None = None,
     ) -> None:
-        settings = get_settings()
+        """``url`` (a whole base URL) is for callers that know the service's address themselves, as
+        the UI does from its own settings; it replaces node_name, port, scheme and the variable."""
+        environment = read_environment()
         self.node_name = node_name
         self.port = port
-        configured = settings.resolved_task_service_url.rstrip("/")
-        if node_name != DEFAULT_NODE or port is not None or scheme is not None:
-            self.base_url = service_url(node_name, port, scheme, configured)
+        if url is not None:
+            self.base_url = url.rstrip("/")
+        elif node_name != DEFAULT_NODE or port is not None or scheme is not None:
+            self.base_url = service_url(node_name, port, scheme, environment.url)
         else:
-            self.base_url = configured
-        self.username = username or settings.task_service_username
-        secret = settings.task_service_password
-        self._password = password or (secret.get_secret_value() if secret is not None else None)
+            self.base_url = environment.url
+        self.username = username or environment.username
+        self._password = password or environment.password
         self._token: str | None = None
         self.session = requests.Session()
 

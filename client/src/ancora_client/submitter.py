@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from ancora.client.connection import UPLOAD_TIMEOUT_SECONDS, Server_connection, expect
+from ancora_client.connection import UPLOAD_TIMEOUT_SECONDS, Server_connection, expect
 
 
 class Submitter:
