@@ -1,5 +1,6 @@
-"""Fixtures of the integration tests: one real MLflow server (SQLite backend) and one real Slurm
-cluster (munged, slurmctld, slurmd and an sshd on loopback) per session, started on first use."""
+"""Fixtures of the integration tests: one real MLflow server (SQLite backend), one real Slurm cluster
+(munged, slurmctld, slurmd and an sshd on loopback) and one Python 3.9 virtualenv with the client's
+wheel per session, made on first use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ancora.config import Settings, get_settings
+from tests.support.client_wheel import client_virtualenv
 from tests.support.mlflow_server import running_mlflow_server
 from tests.support.slurm import SlurmCluster, running_slurm
 
@@ -27,6 +29,12 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
     but its jobs are what the tests wait for: one cluster keeps them queued on one node)."""
     with running_slurm(tmp_path_factory.mktemp("slurm")) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def client_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a Python 3.9 virtualenv holding ancora-client's wheel and requests, built once."""
+    return client_virtualenv(tmp_path_factory.mktemp("client-wheel"))
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Seed 000's usage examples (section 1.3), run as written against the task service and real Slurm.
+"""Seed 000's usage examples (section 1.3), run as written against the task service and real Slurm,
+by a Python 3.9 that has only the ancora-client wheel and requests (tests/support/client_wheel.py), as
+on a login node.
 
 The four scripts are the seed's text (examples/seed_000/, checked against the seed document here):
 the submit script with ``execution_command="mlflow run measurements_regression_training_right"``,
@@ -21,7 +23,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,12 @@ import pytest
 
 from ancora.config import PROJECT_ROOT
 from tests.conftest import SHARED_DATA
+from tests.support.client_wheel import (
+    CLIENT_DISTRIBUTIONS,
+    CLIENT_PYTHON,
+    clean_environment,
+    installed_distributions,
+)
 from tests.support.seeds import COPIES, SEED_000, seed_000_scripts
 from tests.support.slurm import SlurmCluster
 from tests.support.task_service import add_user, running_task_service
@@ -87,25 +95,54 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def run_script(name: str, service: str, workdir: Path, stdin: str = "") -> str:
-    """One of the seed's scripts, exactly as kept, in the user's folder; its standard output."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANCORA_")}
-    env.update(
-        ANCORA_TASK_SERVICE_URL=service,
-        ANCORA_TASK_SERVICE_USERNAME="twinscie-engineer",
-        ANCORA_TASK_SERVICE_PASSWORD=PASSWORD,
+@pytest.fixture(scope="module")
+def run_script(client_python: Path, service: str, workdir: Path) -> Callable[..., str]:
+    """Runs one of the seed's scripts, exactly as kept, with the 3.9 virtualenv's python in the user's
+    folder; gives its standard output."""
+
+    def run(name: str, stdin: str = "") -> str:
+        env = {key: value for key, value in clean_environment().items() if not key.startswith("ANCORA_")}
+        env.update(
+            ANCORA_TASK_SERVICE_URL=service,
+            ANCORA_TASK_SERVICE_USERNAME="twinscie-engineer",
+            ANCORA_TASK_SERVICE_PASSWORD=PASSWORD,
+        )
+        result = subprocess.run(
+            [str(client_python), str(COPIES / name)],
+            cwd=workdir,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    return run
+
+
+def test_the_scripts_python_is_3_9_with_only_the_client_wheel_and_requests(client_python: Path) -> None:
+    """The scripts below import biganchoring_ml_module from the installed wheel, nothing of the checkout."""
+    probe = (
+        "import sys, biganchoring_ml_module, ancora_client\n"
+        "print(*sys.version_info[:2], biganchoring_ml_module.__file__, ancora_client.__file__)\n"
+        "print(any(name.split('.')[0] == 'ancora' for name in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, str(COPIES / name)],
-        cwd=workdir,
-        env=env,
-        input=stdin,
+    answer = subprocess.run(
+        [str(client_python), "-c", probe],
+        cwd=COPIES,
+        env=clean_environment(),
         capture_output=True,
         text=True,
-        timeout=120,
+        check=True,
     )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    major, minor, *files, ancora_loaded = answer.stdout.split()
+    assert (int(major), int(minor)) == CLIENT_PYTHON
+    site_packages = client_python.parent.parent / "lib" / "python3.9" / "site-packages"
+    assert all(Path(file).is_relative_to(site_packages) for file in files), files
+    assert ancora_loaded == "False"
+    assert installed_distributions(client_python) == CLIENT_DISTRIBUTIONS
 
 
 def printed_dict(output: str) -> dict[str, Any]:
@@ -135,31 +172,31 @@ def mlflow_client(tracking_uri: str) -> Any:
 
 
 def test_submit_status_and_run_id_as_written(
-    service: str, workdir: Path, slurm_cluster: SlurmCluster, sqlite_mlflow_server: str
+    run_script: Callable[..., str], service: str, slurm_cluster: SlurmCluster, sqlite_mlflow_server: str
 ) -> None:
     started = time.monotonic()
-    printed = submitted(run_script("submit_task.py", service, workdir))
+    printed = submitted(run_script("submit_task.py"))
     assert printed["experiment_name"] == "test_lib" and printed["instance_type"] == "gpu"
     task_id, job_id = printed["ID"], printed["Job ID"]
 
-    early = printed_dict(run_script("get_run_id.py", service, workdir, stdin=task_id))
+    early = printed_dict(run_script("get_run_id.py", stdin=task_id))
     readable_after = time.monotonic() - started
     assert RUN_ID.match(early["run_id"] or ""), early
     assert early["status"] in {"PENDING", "RUNNING"}, "the run id is readable before the job ends"
     print(f"submit -> readable run id: {readable_after:.2f} s (two client processes included)")
 
-    status = printed_dict(run_script("get_status.py", service, workdir, stdin=task_id))
+    status = printed_dict(run_script("get_status.py", stdin=task_id))
     assert status["id"] == task_id and status["status"] in {"PENDING", "RUNNING", "COMPLETED"}
 
     deadline = time.monotonic() + 240
     while status["status"] not in FINISHED and time.monotonic() < deadline:
         time.sleep(1)
-        status = printed_dict(run_script("get_status.py", service, workdir, stdin=task_id))
+        status = printed_dict(run_script("get_status.py", stdin=task_id))
     assert status["status"] == "COMPLETED", job_log(service, task_id)
     assert slurm_cluster.job_state(job_id) == "COMPLETED"
     assert "Account=twinscie" in slurm_cluster.slurm("scontrol", "show", "job", "-o", job_id)
 
-    final = printed_dict(run_script("get_run_id.py", service, workdir, stdin=task_id))
+    final = printed_dict(run_script("get_run_id.py", stdin=task_id))
     assert final["run_id"] == early["run_id"], "the job logged into the run the service created"
     run = mlflow_client(sqlite_mlflow_server).get_run(final["run_id"])
     assert run.info.status == "FINISHED"
@@ -171,12 +208,12 @@ def test_submit_status_and_run_id_as_written(
     assert run.data.tags["dataset"] == "Dataset_name"
     assert mlflow_client(sqlite_mlflow_server).get_experiment(run.info.experiment_id).name == "test_lib"
 
-    cancelled_late = printed_dict(run_script("cancel_task.py", service, workdir, stdin=task_id))
+    cancelled_late = printed_dict(run_script("cancel_task.py", stdin=task_id))
     assert cancelled_late["status"] == "COMPLETED", "cancelling a finished task changes nothing"
 
 
 def test_cancel_as_written_stops_the_job_and_its_run(
-    service: str, workdir: Path, slurm_cluster: SlurmCluster, sqlite_mlflow_server: str
+    run_script: Callable[..., str], slurm_cluster: SlurmCluster, sqlite_mlflow_server: str
 ) -> None:
     """The cluster is busy (a job holds every CPU), so the seed's job waits in the queue; the cancel
     script then cancels it in Slurm, and the task's MLflow run ends KILLED."""
@@ -189,19 +226,19 @@ def test_cancel_as_written_stops_the_job_and_its_run(
         while slurm_cluster.job_state(blocker) != "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert slurm_cluster.job_state(blocker) == "RUNNING"
-        printed = submitted(run_script("submit_task.py", service, workdir))
+        printed = submitted(run_script("submit_task.py"))
         task_id, job_id = printed["ID"], printed["Job ID"]
         assert slurm_cluster.job_state(job_id) == "PENDING"
-        run_id = printed_dict(run_script("get_run_id.py", service, workdir, stdin=task_id))["run_id"]
+        run_id = printed_dict(run_script("get_run_id.py", stdin=task_id))["run_id"]
         assert RUN_ID.match(run_id or "")
 
-        answer = printed_dict(run_script("cancel_task.py", service, workdir, stdin=task_id))
+        answer = printed_dict(run_script("cancel_task.py", stdin=task_id))
         assert answer["id"] == task_id
         deadline = time.monotonic() + 30
         status = answer
         while status["status"] not in FINISHED and time.monotonic() < deadline:
             time.sleep(0.5)
-            status = printed_dict(run_script("get_status.py", service, workdir, stdin=task_id))
+            status = printed_dict(run_script("get_status.py", stdin=task_id))
         assert status["status"] == "CANCELLED", status
         assert slurm_cluster.job_state(job_id) == "CANCELLED"
         assert mlflow_client(sqlite_mlflow_server).get_run(run_id).info.status == "KILLED"
