@@ -87,9 +87,10 @@ def normalized(name: str) -> str:
 
 
 def export_requirements() -> str:
-    """The lock as pinned requirements, every group and extra, without the project itself."""
+    """The lock as pinned requirements, every group and extra, without the workspace's own members
+    (the project and ``client/``: local code, not releases with advisories)."""
     return subprocess.run(
-        ["uv", "export", "--frozen", "--format", "requirements-txt", "--no-emit-project",
+        ["uv", "export", "--frozen", "--format", "requirements-txt", "--no-emit-workspace",
          "--all-groups", "--all-extras", "--no-hashes", "--no-header", "--no-annotate"],
         cwd=ROOT, check=True, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
