@@ -92,6 +92,16 @@ def test_the_wheel_has_no_generic_top_level_module_and_runs_from_site_packages(v
     assert where == [str(site_packages.resolve() / "ancora"), "None", f"ancora-{version}"]
 
 
+def test_build_from_source_commands_say_they_need_a_checkout(venv: Path) -> None:
+    for command in (("sagemaker", "requirements"), ("config", "write-docs")):
+        result = subprocess.run(
+            [venv / "bin" / "python", "-m", "ancora", *command],
+            cwd=venv.parent, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "needs a source checkout" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_the_stack_starts_from_an_empty_folder(stack: RunningStack) -> None:
     settings = stack.settings
     local = httpx.Client(timeout=HTTP_TIMEOUT, trust_env=False)
