@@ -5,7 +5,7 @@ RUN := $(UV) run --frozen
 # Bytecode is compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
 # process would otherwise compile Airflow and MLflow from source, adding seconds to each start.
 
-.PHONY: uv sync up down status logs clean test
+.PHONY: uv sync up down status logs clean checks test
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install uv
@@ -28,8 +28,12 @@ logs: uv
 clean: uv
 	$(RUN) ancora stack clean
 
+# lint-imports checks the contracts in pyproject.toml: ancora imports no face, no Streamlit, no FastAPI,
+# and Airflow only in ancora.airflow.
+checks: sync
+	$(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy src client/src && $(RUN) lint-imports
+
 # The supply-chain check (tools/audit_lock.py) fails on a known-vulnerable pin in uv.lock unless
 # supply-chain-allowlist.toml says why; a second run within 12 hours reuses PyPI's answers.
-test: sync
-	$(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy src client/src && \
+test: checks
 	$(RUN) python -m tools.audit_lock && $(RUN) pytest

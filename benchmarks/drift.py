@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ancora.config import PROJECT_ROOT
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.monitoring.drift import Reference, Thresholds, compare, report_html, report_json
 from ancora.schema import FEATURE_NAMES, LABEL_NAME
 from benchmarks.machine import describe_machine
@@ -25,7 +25,7 @@ RESULTS = Path(__file__).parent / "results" / "drift.json"
 
 
 def main() -> None:
-    data = pd.read_csv(PROJECT_ROOT / "data" / "covertype" / "covertype.csv")
+    data = pd.read_csv(shipped_dataset(COVERTYPE_CSV))
     reference_rows, batch = data.iloc[:10_000], data.iloc[12_000:14_000]
     reference = Reference("1", None, reference_rows[list(FEATURE_NAMES)], reference_rows[LABEL_NAME])
     timings, rendering = [], []

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ancora.config import PROJECT_ROOT
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.store import RawRowStore, open_raw_store
 from ancora.validation import validate_rows
 from benchmarks.machine import describe_machine
 from tests.support.databases import throwaway_mariadb
+from tests.support.repo import REPO_ROOT
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 RESPONSE_ROWS = 2000
 
 
@@ -99,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--csv", type=Path, default=PROJECT_ROOT / "data" / "covertype" / "covertype.csv")
+    parser.add_argument("--csv", type=Path, default=shipped_dataset(COVERTYPE_CSV))
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--mysql-url", default="mysql+pymysql://root@127.0.0.1:3306")
     parser.add_argument("--repeat", type=int, default=5, help="runs per database; the median is reported")

@@ -37,17 +37,18 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from ancora.collection import fetch_batch, store_batch, validate_batch
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
 from ancora.store import open_raw_store
 from ancora.training.run import TrainingRequest, train_and_register
+from ancora_data_api.app import create_app
 from benchmarks.holdout import never_collected, read_dataset, sample_holdouts, score_model
 from benchmarks.machine import describe_machine
-from data_api.app import create_app
 from tests.support.lineage import contents_of, logged_queries
 from tests.support.mlflow_server import running_mlflow_server
+from tests.support.repo import REPO_ROOT
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results"
-DATA = PROJECT_ROOT.parent / "shared" / "data" / "covertype" / "covertype.csv"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+DATA = REPO_ROOT.parent / "shared" / "data" / "covertype" / "covertype.csv"
 ROTATION_SECONDS = 300.0
 START = 1_700_000_000.0
 REPORTED = (
@@ -130,7 +131,7 @@ def overlap(client: MlflowClient, run_id: str, store_url: str) -> dict[str, Any]
 def code_commit() -> str:
     described = subprocess.run(
         ["git", "describe", "--always", "--dirty"],
-        cwd=PROJECT_ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=False,

@@ -30,14 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ancora.config import PROJECT_ROOT, get_settings
+from ancora.config import get_settings
 from benchmarks.machine import describe_machine
 from tests.support.mlflow_server import running_mlflow_server
+from tests.support.repo import REPO_ROOT
 from tests.support.slurm import running_slurm
 from tests.support.task_service import add_user, running_task_service
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results"
-SHARED_PULSAR = PROJECT_ROOT.parent / "shared" / "data" / "pulsar" / "HTRU_2.csv"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+SHARED_PULSAR = REPO_ROOT.parent / "shared" / "data" / "pulsar" / "HTRU_2.csv"
 
 
 SEED_SUBMISSION: dict[str, Any] = {
@@ -123,7 +124,7 @@ def main() -> None:
         subprocess.run(
             [
                 sys.executable,
-                str(PROJECT_ROOT / "examples" / "make_zips.py"),
+                str(REPO_ROOT / "examples" / "make_zips.py"),
                 str(SHARED_PULSAR),
                 str(folder),
             ],

@@ -26,16 +26,17 @@ from typing import Any
 import psutil
 from mlflow import MlflowClient
 
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
 from ancora.store import open_raw_store
 from ancora.training.pipelines import FAMILIES
 from benchmarks.holdout import read_dataset, sample_holdouts, score_model
 from benchmarks.machine import describe_machine
 from tests.support.mlflow_server import running_mlflow_server
+from tests.support.repo import REPO_ROOT
 from tests.support.training_data import read_csv_rows, store_rows
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results"
-DATA = PROJECT_ROOT.parent / "shared" / "data" / "covertype" / "covertype.csv"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+DATA = REPO_ROOT.parent / "shared" / "data" / "covertype" / "covertype.csv"
 TARGET_SECONDS = 60.0
 HOLDOUT_ROWS = 2000
 HOLDOUT_SEED = 16

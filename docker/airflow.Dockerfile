@@ -4,7 +4,7 @@
 #   docker build -f docker/airflow.Dockerfile -t ancora-airflow:local .
 # Not the apache/airflow image: the environment is uv.lock's, exactly (`uv sync --frozen --no-dev`),
 # so a DAG task in a container runs the versions a native task and an `ancora` command run. The
-# project is installed editable on purpose (ancora.config.PROJECT_ROOT = /opt/ancora holds dags/).
+# project is installed editable (the DAGs and plugins are read from src/ancora_airflow/).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
 
@@ -30,8 +30,8 @@ ENV PATH=/opt/ancora/.venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     AIRFLOW_HOME=/opt/airflow \
-    AIRFLOW__CORE__DAGS_FOLDER=/opt/ancora/dags \
-    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/ancora/plugins \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/ancora/src/ancora_airflow/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/ancora/src/ancora_airflow/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     ANCORA_CODE_VERSION=${ANCORA_CODE_VERSION} \
     ANCORA_BIND_HOST=0.0.0.0 \

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ancora.config import PROJECT_ROOT, get_settings
+from ancora.config import get_settings
 from tests.support.airflow import configure_airflow_for_tests, migrate_airflow_db
 from tests.support.databases import throwaway_mariadb, throwaway_postgres
+from tests.support.repo import REPO_ROOT
 
-SHARED_DATA = Path(os.environ.get("ANCORA_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("ANCORA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

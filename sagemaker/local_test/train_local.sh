@@ -4,7 +4,7 @@
 #   IMAGE     the image ../build_and_push.sh built (e.g. random_forest): docker run IMAGE train
 #   --native  run sagemaker/train with this checkout's Python instead (no Docker; IMAGE optional)
 # Hyperparameters: test_dir/input/config/hyperparameters.json. Training data: the pulsar CSV
-# (PULSAR_CSV, default data/pulsar/HTRU_2.csv) as test_dir/input/data/training/train.csv, written
+# (PULSAR_CSV, default src/ancora/datasets/pulsar/HTRU_2.csv) as test_dir/input/data/training/train.csv, written
 # once (set PULSAR_CSV to write it again). Nothing is deleted: the new model replaces the old one
 # only when training succeeds.
 set -euo pipefail
@@ -13,7 +13,7 @@ parse_image_arguments "$@"
 
 CHANNEL="$TEST_DIR/input/data/training"
 if [ -n "${PULSAR_CSV:-}" ] || [ ! -s "$CHANNEL/train.csv" ]; then
-  SOURCE="${PULSAR_CSV:-$REPO/data/pulsar/HTRU_2.csv}"
+  SOURCE="${PULSAR_CSV:-$REPO/src/ancora/datasets/pulsar/HTRU_2.csv}"
   [ -f "$SOURCE" ] || fail "no pulsar CSV at $SOURCE (set PULSAR_CSV)"
   mkdir -p "$CHANNEL"
   PARTIAL="$(mktemp "$CHANNEL/.train.csv.XXXXXX")"

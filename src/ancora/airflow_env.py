@@ -15,11 +15,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
+from ancora.locations import dags_folder, plugins_folder
 from ancora.private_files import private_dir, read_or_create_private_file
 
-DAGS_FOLDER = PROJECT_ROOT / "dags"
-PLUGINS_FOLDER = PROJECT_ROOT / "plugins"
 ADMIN_USER = "admin"
 
 
@@ -53,8 +52,8 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     return {
         "AIRFLOW_HOME": str(home),
         "PATH": venv_bin if not path else f"{venv_bin}{os.pathsep}{path}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(settings.airflow_parallelism),

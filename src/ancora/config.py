@@ -16,8 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-"""The source checkout; the shipped sample data and the DAG folder are found relative to it."""
+from ancora.locations import COVERTYPE_CSV, PULSAR_CSV, shipped_dataset
 
 MIN_PROVISIONING_TOKEN_LENGTH = 32
 """``secrets.token_urlsafe(24)`` is 32 characters: 192 random bits."""
@@ -57,8 +56,9 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="Seconds between batch advances in the simulator."
     )
     simulator_dataset_path: Path = Field(
-        default=PROJECT_ROOT / "data" / "covertype" / "covertype.csv",
-        description="CSV the simulator serves (header row, label last).",
+        default=shipped_dataset(COVERTYPE_CSV),
+        description="CSV the simulator serves (header row, label last); default: the shipped sample, "
+        "ancora/datasets/covertype/covertype.csv in the installed package.",
     )
     simulator_state_path: Path | None = Field(
         default=None,
@@ -270,7 +270,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Timeout of the SSH connection and of each command on the login node."
     )
 
-    # --- Task service: jobs, MLflow runs, tokens, retention (src/ancora/remote, task_service/) ---
+    # --- Task service: jobs, MLflow runs, tokens, retention (src/ancora/remote, src/ancora_task_service/) ---
     remote_mlflow_env_manager: Literal["local", "virtualenv", "uv", "conda"] = Field(
         default="local",
         description="--env-manager of `mlflow run` in mlflow-mode jobs that do not name one; local: the "
@@ -349,8 +349,9 @@ class Settings(BaseSettings):
         default=3600, ge=60, description="SageMaker stops a training job that runs longer than this."
     )
     pulsar_dataset_path: Path = Field(
-        default=PROJECT_ROOT / "data" / "pulsar" / "HTRU_2.csv",
-        description="HTRU2 pulsar CSV (header row, label last) the sagemaker_pulsar DAG trains on.",
+        default=shipped_dataset(PULSAR_CSV),
+        description="HTRU2 pulsar CSV (header row, label last) the sagemaker_pulsar DAG trains on; "
+        "default: ancora/datasets/pulsar/HTRU_2.csv in the installed package.",
     )
     provisioning_port: int = Field(default=8003, description="Port of the BYOM provisioning API.")
     provisioning_db_url: str | None = Field(
@@ -635,7 +636,7 @@ class Settings(BaseSettings):
         default=None, description="Password of ui_task_service_username; default: task_service_password."
     )
 
-    # --- Security limits (docs/security.md; src/ancora/http_server.py, inference/limits.py) ---
+    # --- Security limits (docs/security.md; src/ancora/http_server.py, src/ancora_inference/limits.py) ---
     inference_header_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

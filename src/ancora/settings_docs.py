@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
+from ancora.locations import PACKAGE_FOLDER, require_checkout
 
 PLACEHOLDER = "change-me"
 
@@ -26,10 +27,8 @@ def shown_default(info: FieldInfo) -> str:
     if default is None:
         return ""
     if isinstance(default, Path):
-        try:
-            return str(default.relative_to(PROJECT_ROOT))
-        except ValueError:
-            return str(default)
+        # A file shipped in the package lives wherever ancora is installed: derived, not a fixed path.
+        return "" if default.is_relative_to(PACKAGE_FOLDER) else str(default)
     if isinstance(default, bool):
         return "true" if default else "false"
     return str(default)
@@ -163,7 +162,8 @@ def readme_with_settings_table(readme: str) -> str:
     return f"{head}{TABLE_START}\n{settings_table()}\n{TABLE_END}{tail}"
 
 
-def write_settings_docs(root: Path = PROJECT_ROOT) -> None:
+def write_settings_docs(root: Path | None = None) -> None:
+    root = root or require_checkout("Writing the settings docs into README.md")
     (root / ".env.example").write_text(env_example())
     readme = root / "README.md"
     readme.write_text(readme_with_settings_table(readme.read_text()))

@@ -10,11 +10,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from ancora.collection import CollectionResult, fetch_batch, store_batch, validate_batch
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.store import RawRowStore
-from data_api.app import create_app
+from ancora_data_api.app import create_app
 
-DATASET = PROJECT_ROOT / "data" / "covertype" / "covertype.csv"
+DATASET = shipped_dataset(COVERTYPE_CSV)
 ROTATION_SECONDS = 300.0
 
 

@@ -32,7 +32,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from ancora.assets import RAW_COVERTYPE_URI
-from ancora.config import PROJECT_ROOT, get_settings
+from ancora.config import get_settings
+from ancora.locations import ui_script
 from ancora.serving.rows import EXAMPLE_ROW
 from ancora.stack.processes import process_info
 from tests.support.lineage import contents_of, every_evaluation_content, logged_queries
@@ -48,7 +49,7 @@ FIRST_CHAMPION_TIMEOUT = 360
 PROMOTION_TIMEOUT = 420
 SWAP_TIMEOUT = 60
 RUN_FINISH_TIMEOUT = 120
-UI_APP = PROJECT_ROOT / "ui" / "app.py"
+UI_APP = ui_script()
 UI_USER, UI_PASSWORD = "e2e-showroom", "a long enough e2e password"
 
 HTTP = httpx.Client(timeout=30, trust_env=False)
@@ -175,7 +176,7 @@ def assert_prediction(answer: dict[str, Any], version: ModelVersion) -> None:
 
 
 def predict_in_the_streamlit_app(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Sign in to the real app (ui/app.py) and predict a sample row through the stack's inference API."""
+    """Sign in to the real app (ancora_ui/app.py) and predict a sample row through the inference API."""
     from streamlit.testing.v1 import AppTest
 
     added = stack.ancora(

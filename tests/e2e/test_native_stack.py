@@ -15,14 +15,14 @@ import httpx
 import pytest
 
 from ancora.airflow_env import passwords_file
-from ancora.config import PROJECT_ROOT
+from ancora.locations import dags_folder
 from ancora.stack.processes import is_running
 from tests.support.native_stack import HTTP_TIMEOUT, RunningStack, native_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 COLLECT_DAG_ID = "covertype_collect"
-COLLECT_DAG_FILE = PROJECT_ROOT / "dags" / f"{COLLECT_DAG_ID}.py"
+COLLECT_DAG_FILE = dags_folder() / f"{COLLECT_DAG_ID}.py"
 ALL_INTERFACES = {"0.0.0.0", "*", "[::]", "::"}
 
 
@@ -90,7 +90,7 @@ def test_up_again_reports_what_runs(stack: RunningStack) -> None:
 
 def test_collect_dag_run_succeeds_and_stores_rows(stack: RunningStack) -> None:
     if not COLLECT_DAG_FILE.exists():
-        pytest.fail(f"{COLLECT_DAG_FILE} is missing: the covertype_collect DAG must be in dags/")
+        pytest.fail(f"{COLLECT_DAG_FILE} is missing: the collect DAG must be in ancora_airflow/dags/")
     with stack.airflow() as airflow:
 
         def dag_known() -> bool:

@@ -23,17 +23,17 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ancora.config import PROJECT_ROOT
 from ancora.schema import COVER_TYPE_NAMES
 from tests.support.inference import log_covertype_model, register, wait_ready
 from tests.support.native_stack import RunningStack, native_stack, wait_for
+from tests.support.repo import REPO_ROOT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 PASSWORD = "browser-test-password"
 USERS = {"ada": "Admin", "dora": "DispatchUser", "sam": "ShowroomUser"}
 ALLOWED = {

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from ancora.airflow.notify import send
 from ancora.config import Settings, get_settings
 from ancora.monitoring.alerts import Alert, gate_streak, raise_alert
 from ancora.monitoring.health_watch import watch
-from ancora.monitoring.notify import send
 from ancora.monitoring.store import open_monitoring_store
 from tests.support.simulator import free_port
 
@@ -127,11 +127,11 @@ def test_a_failed_dag_run_raises_one_alert(
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.locations import dags_folder
 
     monkeypatch.setenv("ANCORA_DATA_API_URL", f"http://127.0.0.1:{free_port()}")
     get_settings.cache_clear()
-    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["covertype_collect"]
+    dag = DagBag(dag_folder=str(dags_folder())).dags["covertype_collect"]
     dag.get_task("fetch").retries = 0
     run = dag.test()
     assert run.state == "failed"

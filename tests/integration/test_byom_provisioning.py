@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from ancora.config import Settings
 from ancora.sagemaker.data import write_payload_csv
-from provisioning.app import create_app
+from ancora_provisioning.app import create_app
 from tests.support.sagemaker import (
     PROVISIONING_TOKEN,
     READ_TOKEN,

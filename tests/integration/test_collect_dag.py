@@ -21,9 +21,9 @@ ROW = ["2065", "97", "24", "242", "146", "268", "250", "198", "63", "552", "Cach
 def run_collect_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.locations import dags_folder
 
-    dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("covertype_collect")
+    dag = DagBag(dag_folder=str(dags_folder())).get_dag("covertype_collect")
     assert dag is not None
     return dag.test()
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import pymysql
 import pytest
 
-from ancora.config import PROJECT_ROOT
+from tests.support.repo import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = PROJECT_ROOT / "docker" / "mysql" / "init-databases.sh"
+SCRIPT = REPO_ROOT / "docker" / "mysql" / "init-databases.sh"
 ANCORA_DATABASES = ("ancora_data", "ancora_events", "ancora_tasks", "ancora_provisioning")
 # Quotes, a backslash, a dollar and a semicolon: none of them may end the SQL string or run anything.
 AWKWARD_PASSWORD = "it's a \\ pa$$word; DROP DATABASE x; --\""

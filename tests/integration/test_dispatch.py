@@ -29,7 +29,7 @@ from ancora.dispatch.run import DispatchSummary, run_dispatch
 from ancora.dispatch.seed import SHIPPED_SAMPLE, seed_datalake
 from ancora.monitoring.first_run import champion_missing_reason
 from ancora.schema import COVER_TYPE_NAMES, FEATURE_NAMES
-from inference.app import create_app
+from ancora_inference.app import create_app
 from tests.support.inference import LoggedModel, log_covertype_model, register
 from tests.support.mlflow_server import MlflowServer, mlflow_server
 from tests.support.simulator import free_port
@@ -343,9 +343,9 @@ def test_without_a_champion_the_cli_fails_and_says_so(configure: Any, tmp_path: 
 def load_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.locations import dags_folder
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    bag = DagBag(dag_folder=str(dags_folder()))
     assert bag.import_errors == {}
     return bag.dags["covertype_dispatch"]
 

@@ -171,7 +171,7 @@ def test_the_remote_task_dag_gives_a_local_job_none_of_airflows_secrets(
     Airflow's Fernet key and database URL: the runner hands it the minimal environment only."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.locations import dags_folder
     from ancora.remote.service import SubmissionFields, TaskService
     from ancora.remote.store import User
 
@@ -202,7 +202,7 @@ def test_the_remote_task_dag_gives_a_local_job_none_of_airflows_secrets(
     try:
         with archive_path.open("rb") as first, archive_path.open("rb") as second:
             task = service.accept(User("ada", "", True), fields, ("d.zip", first), ("p.zip", second))
-        dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("remote_task")
+        dag = DagBag(dag_folder=str(dags_folder())).get_dag("remote_task")
         assert dag is not None
         run = dag.test(run_conf={"task_id": task.id})
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}

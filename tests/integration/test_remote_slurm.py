@@ -24,15 +24,16 @@ from typing import Any
 import paramiko
 import pytest
 
-from ancora.config import PROJECT_ROOT, Settings, get_settings
+from ancora.config import Settings, get_settings
 from tests.conftest import SHARED_DATA
 from tests.support.databases import throwaway_mariadb
+from tests.support.repo import REPO_ROOT
 from tests.support.slurm import SlurmCluster
 from tests.support.task_service import add_user, running_task_service
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = PROJECT_ROOT / "examples"
+EXAMPLES = REPO_ROOT / "examples"
 PASSWORD = "slurm-" + secrets.token_hex(8)
 ADMIN_TOKEN = "admin-" + secrets.token_hex(16)
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED"}
@@ -245,7 +246,7 @@ def test_the_remote_task_dag_submits_follows_and_records_a_slurm_job(
     """The path `make up` uses: the service records the task, the DAG run submits and follows it."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.locations import dags_folder
     from ancora.remote.service import SubmissionFields, TaskService
     from ancora.remote.store import User
 
@@ -263,7 +264,7 @@ def test_the_remote_task_dag_submits_follows_and_records_a_slurm_job(
         task = service.accept(engineer, fields, ("test_data.zip", data), ("test_processor.zip", code))
     assert task.status.value == "PENDING" and task.job_id is None
 
-    dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("remote_task")
+    dag = DagBag(dag_folder=str(dags_folder())).get_dag("remote_task")
     assert dag is not None
     run = dag.test(run_conf={"task_id": task.id})
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}

@@ -30,7 +30,7 @@ from ancora.sagemaker.configs import (
 )
 from ancora.sagemaker.data import write_payload_csv
 from ancora.sagemaker.runner import SageMakerRunner, from_sagemaker
-from provisioning.app import create_app
+from ancora_provisioning.app import create_app
 from tests.support.sagemaker import (
     FAKE_AWS_ENV,
     PROVISIONING_TOKEN,

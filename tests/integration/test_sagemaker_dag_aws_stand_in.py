@@ -41,9 +41,9 @@ def moto_connection(monkeypatch: pytest.MonkeyPatch, pulsar_csv: Path) -> Iterat
 def run_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.locations import dags_folder
 
-    dag = DagBag(dag_folder=str(DAGS_FOLDER / "sagemaker_pulsar.py")).get_dag("sagemaker_pulsar")
+    dag = DagBag(dag_folder=str(dags_folder() / "sagemaker_pulsar.py")).get_dag("sagemaker_pulsar")
     assert dag is not None
     return dag.test()
 

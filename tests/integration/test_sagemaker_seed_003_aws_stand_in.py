@@ -31,8 +31,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ancora.config import PROJECT_ROOT, Settings
-from provisioning.app import create_app
+from ancora.config import Settings
+from ancora_provisioning.app import create_app
+from tests.support.repo import REPO_ROOT
 from tests.support.sagemaker import (
     FAKE_AWS_ENV,
     PROVISIONING_TOKEN,
@@ -47,7 +48,7 @@ from tests.support.simulator import free_port
 BUCKET = "inf2102-pulsar-assets"
 ACCOUNT = "123456789012"
 """moto's account: what ``aws sts get-caller-identity`` answers there."""
-CONTAINER = PROJECT_ROOT / "sagemaker"
+CONTAINER = REPO_ROOT / "sagemaker"
 LOCAL_TEST = CONTAINER / "local_test"
 
 SEED_PROVISION = """
@@ -141,7 +142,7 @@ def test_seed_003_build_and_push_on_the_aws_stand_in(aws: str, tmp_path: Path) -
         {
             "argv": [
                 *("build", "--platform", "linux/amd64", "-f", str(CONTAINER / "Dockerfile")),
-                *("-t", "random_forest:latest", str(PROJECT_ROOT)),
+                *("-t", "random_forest:latest", str(REPO_ROOT)),
             ],
             "stdin": "",
         },

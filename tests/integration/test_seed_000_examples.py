@@ -30,7 +30,6 @@ from typing import Any
 import httpx
 import pytest
 
-from ancora.config import PROJECT_ROOT
 from tests.conftest import SHARED_DATA
 from tests.support.client_wheel import (
     CLIENT_DISTRIBUTIONS,
@@ -38,6 +37,7 @@ from tests.support.client_wheel import (
     clean_environment,
     installed_distributions,
 )
+from tests.support.repo import REPO_ROOT
 from tests.support.seeds import COPIES, SEED_000, seed_000_scripts
 from tests.support.slurm import SlurmCluster
 from tests.support.task_service import add_user, running_task_service
@@ -85,7 +85,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [
             sys.executable,
-            str(PROJECT_ROOT / "examples" / "make_zips.py"),
+            str(REPO_ROOT / "examples" / "make_zips.py"),
             str(SHARED_DATA / "pulsar" / "HTRU_2.csv"),
             str(folder),
         ],

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 def load_dag(dag_id: str) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from ancora.airflow_env import DAGS_FOLDER
+    from ancora.locations import dags_folder
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    bag = DagBag(dag_folder=str(dags_folder()))
     assert bag.import_errors == {}
     return bag.dags[dag_id]
 

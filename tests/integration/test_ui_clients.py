@@ -13,12 +13,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ancora.clients.mlflow import MlflowError, MlflowRestClient
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
+from ancora.locations import ui_script
 from ancora.store import open_raw_store
 from ancora.training.run import TrainingRequest, train_and_register
 from ancora.ui import views
 from ancora.ui.users import Role, UserStore
-from ancora.ui.widgets import USER_KEY, SignedIn
+from ancora_ui.widgets import USER_KEY, SignedIn
 from tests.support.simulator import free_port
 from tests.support.training_data import read_csv_rows, store_rows
 
@@ -88,7 +89,7 @@ def test_models_page_on_a_real_registry(training_settings: Settings, covertype_c
         settings, TrainingRequest.from_settings(settings, ["logistic_regression"], 2)
     )
 
-    at = AppTest.from_file(str(PROJECT_ROOT / "ui" / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ui_script()), default_timeout=60)
     at.session_state[USER_KEY] = SignedIn("ada", Role.ADMIN)
     UserStore(settings.resolved_ui_users_file).add("ada", Role.ADMIN, "integration-password")
     at.run()

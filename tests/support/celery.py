@@ -21,9 +21,10 @@ import kombu
 import redis
 from amqp.exceptions import ChannelError
 
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
 from ancora.stack.services import HealthCheck, Service, Stack, child_environment, native_stack
 from ancora.stack.supervisor import Supervisor
+from tests.support.repo import REPO_ROOT
 from tests.support.simulator import free_port
 
 AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
@@ -81,7 +82,7 @@ def celery_stack(
     }
 
     def environment() -> dict[str, str]:
-        return {**child_environment(settings), **executor, "PYTHONPATH": str(PROJECT_ROOT)}
+        return {**child_environment(settings), **executor, "PYTHONPATH": str(REPO_ROOT)}
 
     return Stack(services=(*services, worker), jobs=(), environment=environment)
 

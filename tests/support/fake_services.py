@@ -288,7 +288,7 @@ ENGINE = {
     "method": "skl2onnx, scaler folded into integer split thresholds",
     "versions": {"onnxruntime": "1.31.1"},
 }
-"""What /models answers for a compiled version (inference/routes/models.py)."""
+"""What /models answers for a compiled version (ancora_inference/routes/models.py)."""
 
 
 def mlflow_run(run_id: str, name: str, metrics: dict[str, float], tags: dict[str, str]) -> dict[str, Any]:

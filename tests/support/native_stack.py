@@ -66,13 +66,15 @@ class RunningStack:
     env: dict[str, str]
     workdir: Path
     up_output: str = ""
+    python: str = sys.executable
+    """The interpreter whose ``ancora`` runs the stack: this checkout's, or a test's own virtualenv."""
 
     def ancora(
         self, *args: str, timeout: float = 600, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run an `ancora` command with the stack's environment, as an operator's shell would."""
         return subprocess.run(
-            [sys.executable, "-m", "ancora", *args],
+            [self.python, "-m", "ancora", *args],
             env=self.env,
             cwd=self.workdir,
             input=stdin,
@@ -135,14 +137,16 @@ def _tail(path: Path, lines: int) -> str:
 
 
 @contextmanager
-def native_stack(workdir: Path, overrides: Mapping[str, str] | None = None) -> Iterator[RunningStack]:
+def native_stack(
+    workdir: Path, overrides: Mapping[str, str] | None = None, python: str = sys.executable
+) -> Iterator[RunningStack]:
     """`ancora stack up` with free ports and state under ``workdir``; `ancora stack down` on exit.
 
     Whatever fails inside the block (the start included), the tails of the logs are printed before
     the stack stops, so pytest shows them with the failure.
     """
     env = isolated_stack_env(workdir / "state", overrides)
-    running = RunningStack(settings=settings_for(env), env=env, workdir=workdir)
+    running = RunningStack(settings=settings_for(env), env=env, workdir=workdir, python=python)
     try:
         up = running.ancora("stack", "up")
         running.up_output = up.stdout + up.stderr

@@ -19,11 +19,11 @@ from typing import Any
 import boto3
 import httpx
 
-from ancora.config import PROJECT_ROOT
 from tests.support.mlflow_server import stop_process
+from tests.support.repo import REPO_ROOT
 from tests.support.simulator import free_port
 
-MLFLOW_ENTRYPOINT = PROJECT_ROOT / "mlflow" / "entrypoint.sh"
+MLFLOW_ENTRYPOINT = REPO_ROOT / "mlflow" / "entrypoint.sh"
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "moto-test-key",
     "AWS_SECRET_ACCESS_KEY": "moto-test-secret",

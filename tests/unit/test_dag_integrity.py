@@ -1,4 +1,4 @@
-"""Every DAG in dags/ imports cleanly and carries what operators rely on in the Airflow UI."""
+"""Every DAG in ancora_airflow/dags/ imports cleanly and carries what operators rely on in the Airflow UI."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from ancora.airflow_env import DAGS_FOLDER
+from ancora.locations import dags_folder
 
 
 @pytest.fixture(scope="module")
 def dagbag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS_FOLDER))
+    return DagBag(dag_folder=str(dags_folder()))
 
 
 def test_every_dag_file_imports(dagbag: Any) -> None:

@@ -23,7 +23,7 @@ from ancora.schema import FEATURE_NAMES, LABEL_NAME
 from ancora.serving import rows
 from ancora.serving.errors import MAX_REPORTED_ERRORS, PREVIEW_CHARS
 from ancora.serving.rows import EXAMPLE_ROW
-from inference.routes import predict as predict_routes
+from ancora_inference.routes import predict as predict_routes
 from tests.support.inference import covertype_pipeline
 from tests.support.served_app import app_serving, read_until_closed, serving_in_thread
 

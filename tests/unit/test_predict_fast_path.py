@@ -19,8 +19,8 @@ from ancora.config import Settings
 from ancora.schema import FEATURE_NAMES, LABEL_NAME
 from ancora.serving.registry import ServedModel, VersionRef
 from ancora.serving.rows import EXAMPLE_ROW, FeatureRow, features_frame, row_values
-from inference.app import create_app
-from inference.routes import predict as predict_routes
+from ancora_inference.app import create_app
+from ancora_inference.routes import predict as predict_routes
 from tests.support.inference import covertype_pipeline
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pydantic_core
 
 from ancora.serving.registry import ServedModel, VersionRef
-from inference.routes.predict import batch_rows, row_predictions
-from inference.schemas import BatchPrediction
+from ancora_inference.routes.predict import batch_rows, row_predictions
+from ancora_inference.schemas import BatchPrediction
 
 
 def test_batch_rows_encode_like_row_predictions_and_fit_the_declared_model() -> None:

@@ -12,8 +12,8 @@ from pydantic import SecretStr, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from ancora.config import Settings
-from provisioning.app import create_app
-from provisioning.gate import MAX_BODY_BYTES, MAX_INFERENCE_BODY_BYTES, BodyTooLarge, ProvisioningGate
+from ancora_provisioning.app import create_app
+from ancora_provisioning.gate import MAX_BODY_BYTES, MAX_INFERENCE_BODY_BYTES, BodyTooLarge, ProvisioningGate
 from tests.support.sagemaker import PROVISIONING_TOKEN, READ_TOKEN
 
 SETTINGS = Settings(provisioning_token=PROVISIONING_TOKEN, provisioning_read_token=READ_TOKEN)

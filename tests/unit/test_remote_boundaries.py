@@ -21,7 +21,7 @@ def test_the_remote_package_and_its_runners_import_nothing_from_airflow() -> Non
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "import task_service.app\n"
+        "import ancora_task_service.app\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] == 'airflow'}))\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

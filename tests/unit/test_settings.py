@@ -5,20 +5,21 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
 from ancora.settings_docs import env_example, env_name, readme_with_settings_table
+from tests.support.repo import REPO_ROOT
 
 
 def test_env_example_and_readme_table_are_generated_from_the_settings() -> None:
     hint = "run `uv run ancora config write-docs`"
-    assert (PROJECT_ROOT / ".env.example").read_text() == env_example(), hint
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert (REPO_ROOT / ".env.example").read_text() == env_example(), hint
+    readme = (REPO_ROOT / "README.md").read_text()
     assert readme == readme_with_settings_table(readme), hint
 
 
 def test_every_setting_is_documented_in_the_readme_and_env_example() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    example = (PROJECT_ROOT / ".env.example").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
+    example = (REPO_ROOT / ".env.example").read_text()
     for name, info in Settings.model_fields.items():
         assert info.description, f"{name} has no description"
         assert env_name(name) in example
@@ -49,7 +50,7 @@ def test_a_bad_group_number_names_the_variable(group: str, monkeypatch: pytest.M
 
 
 def test_no_credentials_in_env_example() -> None:
-    example = (PROJECT_ROOT / ".env.example").read_text()
+    example = (REPO_ROOT / ".env.example").read_text()
     for line in example.splitlines():
         if "TOKEN" in line or "PASSWORD" in line or "SECRET" in line:
             assert line.startswith("#"), line

@@ -10,13 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ancora.collection import is_exhaustion_detail
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.schema import COLUMN_NAMES
 from ancora.simulator import EXHAUSTED_DETAIL, INTERNAL_ERROR_BODY, INVALID_GROUP_DETAIL, ROOT_BODY
-from data_api.app import create_app
+from ancora_data_api.app import create_app
 
 ROTATION = 300.0
-DATASET = PROJECT_ROOT / "data" / "covertype" / "covertype.csv"
+DATASET = shipped_dataset(COVERTYPE_CSV)
 
 
 class FakeClock:

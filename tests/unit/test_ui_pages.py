@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ancora.config import PROJECT_ROOT, get_settings
+from ancora.config import get_settings
+from ancora.locations import ui_script
 from ancora.schema import CATEGORICAL, FEATURE_NAMES, FEATURES
 from ancora.ui.users import Role, UserStore
 from ancora.ui.views import sample_csv, sample_rows
-from ancora.ui.widgets import USER_KEY, SignedIn
+from ancora_ui.widgets import USER_KEY, SignedIn
 from tests.support.fake_services import (
     FakeStack,
     fake_stack,
@@ -31,7 +32,7 @@ from tests.support.fake_services import (
 )
 from tests.support.simulator import free_port
 
-APP = PROJECT_ROOT / "ui" / "app.py"
+APP = ui_script()
 PASSWORD = "correct horse battery"
 PAGES = {
     "Predict": "app_pages/predict.py",

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ancora.config import PROJECT_ROOT, get_settings
+from ancora.config import get_settings
+from ancora.locations import ui_script
 from ancora.ui.throttle import SignInThrottle
 from ancora.ui.users import Role, UserStore
-from ancora.ui.widgets import USER_KEY, SignedIn
+from ancora_ui.widgets import USER_KEY, SignedIn
 from tests.support.fake_services import FakeStack, fake_stack, sample_airflow, sample_registry
 
-APP = PROJECT_ROOT / "ui" / "app.py"
+APP = ui_script()
 PASSWORD = "correct horse battery"
 WINDOW = 600.0
 

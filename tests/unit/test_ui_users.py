@@ -10,8 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from ancora.cli import app
-from ancora.cli.ui import APP_SCRIPT, streamlit_argv
+from ancora.cli.ui import streamlit_argv
 from ancora.config import Settings, get_settings
+from ancora.locations import ui_script
 from ancora.stack.services import native_stack
 from ancora.ui.users import (
     PAGES_BY_ROLE,
@@ -131,7 +132,7 @@ def test_ui_command_runs_streamlit_headless_on_the_bind_host_without_usage_stats
     settings = Settings(_env_file=None, bind_host="127.0.0.1", ui_port=18501)
     argv = streamlit_argv(settings)
     assert argv[1:4] == ["-m", "streamlit", "run"]
-    assert argv[4] == str(APP_SCRIPT) and APP_SCRIPT.exists()
+    assert argv[4] == str(ui_script()) and ui_script().is_file()
     options = dict(zip(argv[5::2], argv[6::2], strict=True))
     assert options["--server.address"] == "127.0.0.1"
     assert options["--server.port"] == "18501"

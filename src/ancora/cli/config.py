@@ -34,5 +34,9 @@ def show() -> None:
 @config_app.command("write-docs")
 def write_docs() -> None:
     """Regenerate .env.example and the README's settings table after changing the settings."""
-    write_settings_docs()
+    try:
+        write_settings_docs()
+    except FileNotFoundError as missing:
+        typer.echo(f"error: {missing}", err=True)
+        raise typer.Exit(2) from None
     typer.echo("wrote .env.example and the README's settings table")

@@ -49,8 +49,8 @@ def drift_served(
 @alerts_app.command("test")
 def alerts_test() -> None:
     """Send a test alert through every configured channel (mail, webhook); prints which were reached."""
+    from ancora.airflow.notify import send
     from ancora.monitoring.alerts import Alert
-    from ancora.monitoring.notify import send
 
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     channels = send(Alert("test", f"test:{stamp}", f"test alert of {stamp}", "Sent by `ancora alerts test`."))

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ancora.cli.faces import load_face
 from ancora.config import Settings, get_settings
 
 sagemaker_app = typer.Typer(
@@ -56,7 +57,12 @@ def requirements() -> None:
     """Regenerate sagemaker/requirements.txt (the image's pins and hashes) from uv.lock."""
     from ancora.sagemaker.image import write_image_requirements
 
-    typer.echo(f"wrote {write_image_requirements()}")
+    try:
+        written = write_image_requirements()
+    except FileNotFoundError as missing:
+        typer.echo(f"error: {missing}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {written}")
 
 
 @sagemaker_app.command(
@@ -99,8 +105,7 @@ def provisioning(
     import uvicorn
     from pydantic import ValidationError
 
-    from provisioning.app import create_app
-
+    create_app = load_face("ancora_provisioning.app", "byom").create_app
     try:
         settings = get_settings()
     except ValidationError as problem:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ancora import http_server
+from ancora.cli.faces import load_face
 from ancora.config import get_settings
 
 
@@ -15,8 +15,9 @@ def serve(
     ),
 ) -> None:
     """Serve the registry alias (default covertype@champion) on ANCORA_BIND_HOST, with hot reload."""
-    from inference.app import create_app
+    from ancora import http_server
 
+    create_app = load_face("ancora_inference.app", "serve").create_app
     settings = get_settings()
     http_server.run(
         create_app(settings),

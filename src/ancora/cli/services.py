@@ -6,8 +6,8 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-import uvicorn
 
+from ancora.cli.faces import load_face
 from ancora.config import get_settings
 
 
@@ -30,8 +30,9 @@ def data_api(
     ] = None,
 ) -> None:
     """Run the data API simulator (the course contract) on 127.0.0.1."""
-    from data_api.app import create_app
+    import uvicorn
 
+    create_app = load_face("ancora_data_api.app", "simulator").create_app
     settings = get_settings()
     if rotation_seconds is not None:
         settings = settings.model_copy(update={"simulator_rotation_seconds": rotation_seconds})

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import typer
 
-from ancora.config import PROJECT_ROOT, Settings, get_settings
+from ancora.config import Settings, get_settings
+from ancora.locations import checkout_root
 from ancora.stack import StackError, Supervisor, native_stack
 
 stack_app = typer.Typer(help="Run the native stack (every service a local process).", no_args_is_help=True)
@@ -109,7 +110,9 @@ def clean() -> None:
     """Stop the stack, then delete its state folder (databases, logs, artifacts, passwords)."""
     settings = get_settings()
     state_dir = settings.state_dir
-    if state_dir in (Path("/"), Path.home(), PROJECT_ROOT) or state_dir in PROJECT_ROOT.parents:
+    checkout = checkout_root()
+    precious = {Path("/"), Path.home(), *([checkout, *checkout.parents] if checkout else [])}
+    if state_dir.resolve() in precious:
         typer.echo(f"error: refusing to delete {state_dir}", err=True)
         raise typer.Exit(code=1)
     if settings.run_dir.exists():

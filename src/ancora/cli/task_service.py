@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from ancora.cli.faces import load_face
 from ancora.config import get_settings
 
 task_service_app = typer.Typer(
@@ -25,8 +26,7 @@ def serve(
         return
     import uvicorn
 
-    from task_service.app import create_app
-
+    create_app = load_face("ancora_task_service.app", "tasks").create_app
     settings = get_settings()
     cert, key = settings.task_service_tls_cert_file, settings.task_service_tls_key_file
     if (cert is None) != (key is None):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+from importlib.util import find_spec
 
 import typer
 
-from ancora.config import PROJECT_ROOT, Settings, get_settings
-
-APP_SCRIPT = PROJECT_ROOT / "ui" / "app.py"
+from ancora.config import Settings, get_settings
+from ancora.locations import FaceNotInstalled, ui_script
 
 users_app = typer.Typer(
     help="Users of the Streamlit app (the users file, outside the repository).", no_args_is_help=True
@@ -18,10 +18,10 @@ users_app = typer.Typer(
 
 
 def streamlit_argv(settings: Settings, port: int | None = None) -> list[str]:
-    """`streamlit run ui/app.py` on ANCORA_BIND_HOST, headless, without usage statistics or file watching."""
+    """`streamlit run ancora_ui/app.py` on ANCORA_BIND_HOST, headless, no usage stats, no file watcher."""
     upload_mb = max(1, math.ceil(settings.inference_batch_max_rows * 2048 / 1_000_000))
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+        sys.executable, "-m", "streamlit", "run", str(ui_script()),
         "--server.address", settings.bind_host,
         "--server.port", str(port or settings.ui_port),
         "--server.headless", "true",
@@ -36,9 +36,13 @@ def streamlit_argv(settings: Settings, port: int | None = None) -> list[str]:
 def ui(port: int | None = typer.Option(None, help="Port; default ANCORA_UI_PORT (8501).")) -> None:
     """Serve the Streamlit app on ANCORA_BIND_HOST (the process becomes Streamlit's server)."""
     settings = get_settings()
-    if not APP_SCRIPT.exists():
-        raise typer.BadParameter(f"{APP_SCRIPT} is missing: run from a source checkout or the image")
-    argv = streamlit_argv(settings, port)
+    try:
+        if find_spec("streamlit") is None:
+            raise FaceNotInstalled("streamlit is not installed: install ancora[ui]")
+        argv = streamlit_argv(settings, port)
+    except FaceNotInstalled as missing:
+        typer.echo(f"error: {missing}", err=True)
+        raise typer.Exit(2) from None
     os.execv(argv[0], argv)  # noqa: S606  the launcher supervises Streamlit's own process
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from ancora.config import PROJECT_ROOT
 from ancora.dispatch.datalake import Datalake, DatalakeError, describe_error
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.schema import CATEGORICAL, FEATURE_NAMES, FEATURES
 
-SHIPPED_SAMPLE = PROJECT_ROOT / "data" / "covertype" / "covertype.csv"
+SHIPPED_SAMPLE = shipped_dataset(COVERTYPE_CSV)
 INSERT_CHUNK_ROWS = 10_000
 CORRUPTIONS: tuple[tuple[str, Any], ...] = (
     ("Elevation", 99_999),

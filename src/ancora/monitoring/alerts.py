@@ -4,7 +4,7 @@ Four causes: a failed DAG run, a drift report over its threshold, the promotion 
 champion N times in a row, and a service unhealthy for longer than a set time. Each alert has a
 dedupe key (the run, the report, the streak's first version, the outage's start), so a retried task
 or the next health probe never notifies twice. Delivery (SMTP, webhook) is Airflow's notifiers, in
-``ancora.monitoring.notify``; this module decides and records.
+``ancora.airflow.notify``; this module decides and records.
 """
 
 from __future__ import annotations

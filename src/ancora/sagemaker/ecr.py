@@ -15,10 +15,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ancora.config import PROJECT_ROOT, Settings
+from ancora.config import Settings
+from ancora.locations import require_checkout
 from ancora.sagemaker.aws import aws_client
 
-DOCKERFILE = PROJECT_ROOT / "sagemaker" / "Dockerfile"
 REPOSITORY_PATTERN = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 """ECR's repository name rule (also a valid local Docker image name)."""
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -57,6 +57,10 @@ def build_and_push(settings: Settings, name: str, tag: str = "latest", docker: s
     from botocore.exceptions import BotoCoreError, ClientError
 
     check_image_name(name, tag)
+    try:
+        checkout = require_checkout("Building the SageMaker image")
+    except FileNotFoundError as missing:
+        raise BuildError(str(missing)) from None
     docker_path = shutil.which(docker)
     if docker_path is None:
         raise BuildError(
@@ -87,9 +91,8 @@ def build_and_push(settings: Settings, name: str, tag: str = "latest", docker: s
     image_uri = f"{repository_uri}:{tag}"
     _docker(docker_path, "login", "--username", username, "--password-stdin", registry, stdin=password)
     local = f"{name}:{tag}"
-    _docker(
-        docker_path, "build", "--platform", PLATFORM, "-f", str(DOCKERFILE), "-t", local, str(PROJECT_ROOT)
-    )
+    dockerfile = checkout / "sagemaker" / "Dockerfile"
+    _docker(docker_path, "build", "--platform", PLATFORM, "-f", str(dockerfile), "-t", local, str(checkout))
     _docker(docker_path, "tag", local, image_uri)
     _docker(docker_path, "push", image_uri)
     return PushedImage(image_uri=image_uri, repository_created=created)

@@ -11,11 +11,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ancora.config import PROJECT_ROOT
+from ancora.locations import require_checkout
 
 IMAGE_ROOTS = ("scikit-learn",)
-REQUIREMENTS_PATH = PROJECT_ROOT / "sagemaker" / "requirements.txt"
-LOCK_PATH = PROJECT_ROOT / "uv.lock"
+PURPOSE = "Deriving the SageMaker image's requirements from uv.lock"
+
+
+def requirements_path() -> Path:
+    """``sagemaker/requirements.txt`` of the checkout (the image is built from one)."""
+    return require_checkout(PURPOSE) / "sagemaker" / "requirements.txt"
+
+
+def lock_path() -> Path:
+    return require_checkout(PURPOSE) / "uv.lock"
 
 
 def _closure(packages: dict[str, dict[str, Any]], roots: tuple[str, ...]) -> list[tuple[str, str | None]]:
@@ -32,10 +40,10 @@ def _closure(packages: dict[str, dict[str, Any]], roots: tuple[str, ...]) -> lis
     return sorted(seen.items())
 
 
-def image_requirements(lock_path: Path = LOCK_PATH, roots: tuple[str, ...] = IMAGE_ROOTS) -> str:
+def image_requirements(lock: Path | None = None, roots: tuple[str, ...] = IMAGE_ROOTS) -> str:
     """``requirements.txt`` text for ``pip install --require-hashes``: pins and hashes from the lock."""
-    lock = tomllib.loads(lock_path.read_text())
-    packages = {package["name"]: package for package in lock["package"]}
+    locked = tomllib.loads((lock or lock_path()).read_text())
+    packages = {package["name"]: package for package in locked["package"]}
     lines = [
         "# Generated from uv.lock by `ancora sagemaker requirements`: scikit-learn and its dependencies,",
         "# pinned with hashes. Regenerate after `uv lock` changes them; a test checks it matches.",
@@ -50,6 +58,7 @@ def image_requirements(lock_path: Path = LOCK_PATH, roots: tuple[str, ...] = IMA
     return "\n".join(lines) + "\n"
 
 
-def write_image_requirements(path: Path = REQUIREMENTS_PATH) -> Path:
-    path.write_text(image_requirements())
-    return path
+def write_image_requirements(path: Path | None = None) -> Path:
+    target = path or requirements_path()
+    target.write_text(image_requirements())
+    return target

@@ -1,6 +1,6 @@
 """The BYOM provisioning service's logic: record a request, deploy it, report its state, tear it down.
 
-The FastAPI face in ``provisioning/`` only translates HTTP; everything a pipeline goes through is here,
+The FastAPI face in ``ancora_provisioning`` only translates HTTP; everything a pipeline goes through is here,
 so the CLI or a test drives the same path. One lock per endpoint name: a deploy and a teardown of one
 endpoint never interleave, and work on different endpoints does not wait.
 """

@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.model_selection import train_test_split
 
 from ancora.config import Settings
+from ancora.locations import code_version
 from ancora.store import open_raw_store
 from ancora.training.compile import compile_and_log, report_summary
 from ancora.training.data import RowSet, TrainingDataError
@@ -37,7 +38,6 @@ from ancora.training.search import (
 from ancora.training.tracking import (
     as_dataset,
     check_tracking_server,
-    code_version,
     confusion_matrix_figure,
     input_example,
     log_pipeline,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from functools import lru_cache
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -19,7 +17,6 @@ from sklearn.metrics import ConfusionMatrixDisplay
 from sklearn.pipeline import Pipeline
 from sqlalchemy.engine import make_url
 
-from ancora.config import PROJECT_ROOT
 from ancora.schema import COVER_TYPE_NAMES, FEATURE_NAMES, LABEL_NAME
 from ancora.training.data import RowSet
 from ancora.training.pipelines import SKOPS_TRUSTED_TYPES
@@ -48,25 +45,6 @@ def check_tracking_server(tracking_uri: str, timeout: float = 10.0) -> None:
         raise TrackingUnavailable(
             f"MLflow tracking server at {tracking_uri} is unhealthy: HTTP {response.status_code}"
         )
-
-
-@lru_cache
-def code_version(configured: str | None = None) -> str:
-    """The configured version, else the checkout's git commit (marked -dirty), else the package version."""
-    if configured:
-        return configured
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=5,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=5,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return f"ancora-{package_version('ancora')}"
-    return f"{commit}-dirty" if dirty else commit
 
 
 def masked_url(url: str) -> str:

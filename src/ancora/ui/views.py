@@ -18,10 +18,10 @@ from typing import Any
 import pandas as pd
 
 from ancora.clients.mlflow import ModelVersion, Run
-from ancora.config import PROJECT_ROOT
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.schema import COVER_TYPE_NAMES, FEATURE_NAMES, LABEL_NAME
 
-SAMPLE_DATA = PROJECT_ROOT / "data" / "covertype" / "covertype.csv"
+SAMPLE_DATA = shipped_dataset(COVERTYPE_CSV)
 """The shipped sample of the data set; its first rows of each class are offered to try."""
 
 COLLECT_DAG = "covertype_collect"
