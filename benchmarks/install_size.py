@@ -111,9 +111,10 @@ def measure_role(role: str | None, wheel: Path, python: str, workdir: Path) -> d
 
 
 def client_python() -> str | None:
+    """A Python 3.9 that runs (a pyenv shim on PATH may name a version it will not start)."""
     for candidate in CLIENT_PYTHONS:
         found = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
-        if found:
+        if found and subprocess.run([found, "-I", "-c", ""], capture_output=True).returncode == 0:
             return found
     return None
 
