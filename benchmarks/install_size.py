@@ -141,10 +141,11 @@ def markdown_table(report: dict[str, Any], before: dict[str, Any] | None) -> str
         "|---|---|---|---|---|",
     ]
     smallest_first = sorted(report["roles"], key=lambda row: row["installed_mib"])
+    measured_before = before["machine"]["date"][:10] if before else ""
     for row in [*(before["roles"] if before else []), *smallest_first]:
         name = row["role"] if row["role"] in ("whole lock", "ancora-client") else f"ancora[{row['role']}]"
         if row["role"] == "whole lock":
-            name = "the whole lock (every image, before #16)"
+            name = f"the whole lock of {measured_before}, every image's then (before #16)"
         rows.append(
             f"| {name} | {row.get('python', report['machine']['python'])} | {row['installed_mib']:,.1f} MiB "
             f"| {row['packages']} | {', '.join(row['importable_frameworks']) or 'none'} |"
