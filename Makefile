@@ -10,8 +10,9 @@ RUN := $(UV) run --frozen
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install uv
 
+# Every role's extra: the native stack runs them all, and the tests cover them all.
 sync: uv
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --all-extras --compile-bytecode
 
 up: sync
 	$(RUN) ancora stack up

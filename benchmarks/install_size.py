@@ -64,7 +64,9 @@ def measure_venv(venv: Path) -> dict[str, Any]:
         "import importlib.util, json; "
         f"print(json.dumps([m for m in {FRAMEWORKS!r} if importlib.util.find_spec(m) is not None]))"
     )
-    importable = json.loads(run(str(venv / "bin" / "python"), "-c", probe))
+    # -I: the checkout (the working directory) is not on sys.path; its mlflow/ folder (the server
+    # image) would otherwise pass for the mlflow package.
+    importable = json.loads(run(str(venv / "bin" / "python"), "-I", "-c", probe))
     return {
         "installed_mib": round(size / 2**20, 1),
         "packages": len(distributions),
@@ -109,9 +111,10 @@ def measure_role(role: str | None, wheel: Path, python: str, workdir: Path) -> d
 
 
 def client_python() -> str | None:
+    """A Python 3.9 that runs (a pyenv shim on PATH may name a version it will not start)."""
     for candidate in CLIENT_PYTHONS:
         found = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
-        if found:
+        if found and subprocess.run([found, "-I", "-c", ""], capture_output=True).returncode == 0:
             return found
     return None
 
@@ -131,11 +134,47 @@ def measure_client(workdir: Path) -> dict[str, Any] | None:
     return result
 
 
+def markdown_table(report: dict[str, Any], before: dict[str, Any] | None) -> str:
+    """The README's table: the whole lock before the extras, then each role, smallest first."""
+    rows = [
+        "| installs | Python | installed size | packages | importable frameworks |",
+        "|---|---|---|---|---|",
+    ]
+    smallest_first = sorted(report["roles"], key=lambda row: row["installed_mib"])
+    measured_before = before["machine"]["date"][:10] if before else ""
+    for row in [*(before["roles"] if before else []), *smallest_first]:
+        name = row["role"] if row["role"] in ("whole lock", "ancora-client") else f"ancora[{row['role']}]"
+        if row["role"] == "whole lock":
+            name = f"the whole lock of {measured_before}, every image's then (before #16)"
+        rows.append(
+            f"| {name} | {row.get('python', report['machine']['python'])} | {row['installed_mib']:,.1f} MiB "
+            f"| {row['packages']} | {', '.join(row['importable_frameworks']) or 'none'} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="", help="Free text stored with the results (e.g. 'before #16').")
     parser.add_argument("--out", type=Path, default=RESULTS / "install_size.json")
+    parser.add_argument("--before", type=Path, default=RESULTS / "install_size_before.json")
+    parser.add_argument(
+        "--table-only", action="store_true", help="Write the Markdown table of --out again; install nothing."
+    )
     args = parser.parse_args()
+    if args.table_only:
+        report = json.loads(args.out.read_text())
+    else:
+        report = measure(args.label)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    before = json.loads(args.before.read_text()) if args.before.exists() and args.before != args.out else None
+    table = markdown_table(report, before)
+    args.out.with_suffix(".md").write_text(table)
+    print(table, end="")
+
+
+def measure(label: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ancora-install-size-") as scratch:
         workdir = Path(scratch)
         wheel = build_wheel(ROOT, workdir / "dist")
@@ -144,14 +183,7 @@ def main() -> None:
         client = measure_client(workdir)
         if client:
             results.append(client)
-    report = {"label": args.label, "machine": describe_machine(), "roles": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for row in results:
-        print(
-            f"{row['role']:>14}: {row['installed_mib']:>8.1f} MiB, {row['packages']:>3} packages, "
-            f"imports {', '.join(row['importable_frameworks']) or 'none of the frameworks'}"
-        )
+    return {"label": label, "machine": describe_machine(), "roles": results}
 
 
 if __name__ == "__main__":

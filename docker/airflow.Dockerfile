@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
-# Airflow for docker compose: api-server, scheduler, dag-processor, triggerer and Celery workers, with
-# Ancora's DAGs, plugins and package. Build from the repository root:
-#   docker build -f docker/airflow.Dockerfile -t ancora-airflow:local .
-# Not the apache/airflow image: the environment is uv.lock's, exactly (`uv sync --frozen --no-dev`),
-# so a DAG task in a container runs the versions a native task and an `ancora` command run. The
-# project is installed editable (the DAGs and plugins are read from src/ancora_airflow/).
+# Image of Airflow (api-server, scheduler, dag-processor, triggerer, Celery workers) with Ancora's
+# DAGs and plugins, for docker compose.
+# Build from the repository root:  docker build -f docker/airflow.Dockerfile -t ancora-airflow:local .
+# Not the apache/airflow image: the core dependencies and the `airflow` extra at uv.lock's pins
+# (`uv sync --frozen --no-dev --extra airflow`), so a DAG task in a container runs the versions a
+# native task runs. The project is installed as a wheel (--no-editable); the DAGs and plugins are
+# read from the installed package (ancora_airflow), and only the virtualenv reaches the final stage.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
 
@@ -16,27 +17,29 @@ ENV UV_FROZEN=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/opt/ancora/.venv
-WORKDIR /opt/ancora
+    UV_PROJECT_ENVIRONMENT=/opt/ancora
+WORKDIR /src
+# Dependencies first: this layer is rebuilt only when the lock changes, not on every code edit.
 COPY pyproject.toml uv.lock README.md ./
-COPY client/pyproject.toml client/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --no-install-workspace
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --extra airflow --no-install-workspace
 COPY . .
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --extra airflow --no-editable
 
 FROM ${PYTHON_IMAGE}
 ARG ANCORA_CODE_VERSION=""
-ENV PATH=/opt/ancora/.venv/bin:${PATH} \
+# The DAGs and plugins are package data of ancora_airflow, in the virtualenv's site-packages (the
+# Python of PYTHON_IMAGE, 3.11).
+ENV PATH=/opt/ancora/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     AIRFLOW_HOME=/opt/airflow \
-    AIRFLOW__CORE__DAGS_FOLDER=/opt/ancora/src/ancora_airflow/dags \
-    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/ancora/src/ancora_airflow/plugins \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/ancora/lib/python3.11/site-packages/ancora_airflow/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/ancora/lib/python3.11/site-packages/ancora_airflow/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     ANCORA_CODE_VERSION=${ANCORA_CODE_VERSION} \
     ANCORA_BIND_HOST=0.0.0.0 \
     ANCORA_STATE_DIR=/var/lib/ancora
-# uid 50000, gid 0: Airflow's convention, shared with the app image so both may write the state volume.
+# uid 50000, gid 0: Airflow's convention, shared with the role images so all may write the state volume.
 RUN useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /usr/sbin/nologin airflow \
     && mkdir -p /opt/airflow/logs /opt/airflow/auth /var/lib/ancora \
     && chown -R 50000:0 /opt/airflow /var/lib/ancora \

@@ -4,15 +4,19 @@ The compose file is validated against the Compose Specification's JSON schema (v
 tests/data), the Dockerfiles with hadolint, and the compose configuration against the settings: every
 ANCORA_* variable a container gets is a setting, every variable compose reads is in .env.example with
 the same default, no secret is written down, and the services run the entry points `make up` runs.
+Each service's image installs its role's extra of pyproject.toml and nothing else, never editable,
+and the lock gives no role's extra a framework of another role (the serve image carries no Airflow).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -42,6 +46,33 @@ INTERPOLATION = re.compile(
     r"\$(?:\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
 )
 ONE_SHOTS = {"airflow-init", "mlflow-init", "minio-init"}
+ROLE_OF_SERVICE = {
+    "inference": "serve",
+    "task-service": "tasks",
+    "ui": "ui",
+    "data-api": "simulator",
+    "provisioning": "byom",
+    "airflow-init": "airflow",
+    "airflow-api-server": "airflow",
+    "airflow-scheduler": "airflow",
+    "airflow-dag-processor": "airflow",
+    "airflow-triggerer": "airflow",
+    "airflow-worker": "airflow",
+    "mlflow-init": "mlflow",
+}
+"""Which extra of pyproject.toml each service built here runs from (`mlflow` has no build: it reuses
+mlflow-init's image)."""
+NOT_IN_ROLE = {
+    "serve": {"apache-airflow", "apache-airflow-core", "celery", "streamlit", "mlflow", "flask"},
+    "ui": {"apache-airflow", "apache-airflow-core", "celery", "scikit-learn", "mlflow", "mlflow-skinny"},
+    "tasks": {"apache-airflow", "apache-airflow-core", "celery", "streamlit", "scikit-learn", "mlflow"},
+    "byom": {"apache-airflow", "apache-airflow-core", "celery", "streamlit", "mlflow", "mlflow-skinny"},
+    "simulator": {"apache-airflow", "apache-airflow-core", "celery", "streamlit", "scikit-learn", "pandas"},
+    "airflow": {"streamlit"},
+    "mlflow": {"apache-airflow", "apache-airflow-core", "celery", "streamlit"},
+}
+"""What each role's image must not install (a distribution, by its normalized name): the issue's
+point, an inference image without Airflow, Celery or Streamlit, and a UI without scikit-learn."""
 
 
 @cache
@@ -194,13 +225,9 @@ def test_secrets_are_required_and_never_written_down() -> None:
 
 
 def test_the_services_run_the_entry_points_make_up_runs(tmp_path: Path) -> None:
-    entrypoints = {
-        "ancora": ["docker/app.Dockerfile"],
-        "airflow": ["docker/airflow.Dockerfile"],
-    }
-    for program, dockerfiles in entrypoints.items():
-        for dockerfile in dockerfiles:
-            assert f'ENTRYPOINT ["{program}"]' in (REPO_ROOT / dockerfile).read_text()
+    for dockerfile in role_dockerfiles():
+        program = "airflow" if dockerfile.name == "airflow.Dockerfile" else "ancora"
+        assert f'ENTRYPOINT ["{program}"]' in dockerfile.read_text(), dockerfile.name
     composed = services()
     for service in native_stack(Settings(state_dir=tmp_path)).services:
         assert service.name in composed, f"`make up` runs {service.name}; compose does not"
@@ -250,8 +277,7 @@ def test_published_ports_stay_on_the_publish_address_and_volumes_are_declared() 
 def test_dockerfiles_are_built_from_the_lock_by_a_non_root_user() -> None:
     ours = [path for path in DOCKERFILES if path.parent.name in ("docker", "mlflow")]
     assert {path.relative_to(REPO_ROOT).as_posix() for path in ours} == {
-        "docker/app.Dockerfile",
-        "docker/airflow.Dockerfile",
+        *(f"docker/{role}.Dockerfile" for role in ("serve", "tasks", "ui", "simulator", "byom", "airflow")),
         "mlflow/Dockerfile",
     }
     for path in ours:
@@ -262,6 +288,109 @@ def test_dockerfiles_are_built_from_the_lock_by_a_non_root_user() -> None:
         for line in text.splitlines():
             if re.match(r"(ENV|ARG)\b", line) and re.search(r"PASSWORD|SECRET|TOKEN", line):
                 pytest.fail(f"{path}: a secret in the image: {line}")
+
+
+def role_dockerfiles() -> list[Path]:
+    return sorted((REPO_ROOT / "docker").glob("*.Dockerfile"))
+
+
+def extras() -> set[str]:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    return set(pyproject["project"]["optional-dependencies"])
+
+
+def instructions(dockerfile_text: str) -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    lines = [line for line in dockerfile_text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [" ".join(line.split()) for line in joined.splitlines() if line.strip()]
+
+
+def uv_commands(dockerfile_text: str, subcommand: str) -> list[list[str]]:
+    """Every `uv <subcommand> ...` the RUN instructions run, as argument lists (options after it)."""
+    found = []
+    for instruction in instructions(dockerfile_text):
+        if not instruction.startswith("RUN "):
+            continue
+        for command in re.split(r"&&|;", instruction.removeprefix("RUN ")):
+            words = [word for word in shlex.split(command) if not word.startswith("--mount=")]
+            if words[:2] == ["uv", subcommand]:
+                found.append(words[2:])
+    return found
+
+
+def installed_extras(dockerfile_text: str) -> set[str]:
+    """The extras a Dockerfile installs, from its `uv sync` and `uv export` commands."""
+    found = set()
+    for subcommand in ("sync", "export"):
+        for argv in uv_commands(dockerfile_text, subcommand):
+            assert "--all-extras" not in argv, f"uv {subcommand} --all-extras installs every role"
+            found |= {argv[index + 1] for index, word in enumerate(argv) if word == "--extra"}
+    return found
+
+
+def image_of(service: str) -> Path:
+    build = services()[service]["build"]
+    return REPO_ROOT / build["context"] / build["dockerfile"]
+
+
+def test_each_service_runs_the_image_of_its_role_which_installs_that_extra_only() -> None:
+    composed = services()
+    built = {name for name, service in composed.items() if "build" in service}
+    assert built == set(ROLE_OF_SERVICE), "a service builds an image this test does not know the role of"
+    assert set(ROLE_OF_SERVICE.values()) | {"all"} == extras(), "an extra without an image, or the reverse"
+    for service, role in ROLE_OF_SERVICE.items():
+        dockerfile = image_of(service)
+        assert installed_extras(dockerfile.read_text()) == {role}, f"{service}: {dockerfile.name}"
+        image = composed[service]["image"]
+        assert all(composed[other]["image"] != image for other in built if ROLE_OF_SERVICE[other] != role), (
+            f"{service}: the image name {image} is shared with another role"
+        )
+    assert composed["mlflow"]["image"] == composed["mlflow-init"]["image"]
+
+
+def test_no_image_installs_the_project_editable_or_keeps_the_source() -> None:
+    for dockerfile in [*role_dockerfiles(), REPO_ROOT / "mlflow" / "Dockerfile"]:
+        text = dockerfile.read_text()
+        assert not re.search(r"(pip install|uv add)\b.*(-e|--editable)\b", text), dockerfile.name
+        for argv in uv_commands(text, "sync"):
+            installs_project = not {"--no-install-project", "--no-install-workspace"} & set(argv)
+            assert not installs_project or "--no-editable" in argv, f"{dockerfile.name}: uv sync {argv}"
+            assert "--no-dev" in argv, f"{dockerfile.name}: uv sync {argv} installs the test tools"
+        final_stage = text.rsplit("\nFROM ", 1)[1]
+        assert not re.search(r"^COPY (?!--)", final_stage, flags=re.MULTILINE), (
+            f"{dockerfile.name}: the final stage copies the build context (the source tree)"
+        )
+        for source in re.findall(r"^COPY --from=builder (\S+)", final_stage, flags=re.MULTILINE):
+            assert source in ("/opt/ancora", "/opt/mlflow"), (
+                f"{dockerfile.name}: copies {source}, not the venv"
+            )
+
+
+def test_the_installing_checks_catch_an_editable_or_foreign_role() -> None:
+    serve = (REPO_ROOT / "docker" / "serve.Dockerfile").read_text()
+    assert installed_extras(serve.replace("--extra serve", "--extra airflow")) == {"airflow"}
+    editable = serve.replace(" --no-editable", "")
+    sync_argv = [argv for argv in uv_commands(editable, "sync") if "--no-install-workspace" not in argv]
+    assert sync_argv and all("--no-editable" not in argv for argv in sync_argv)
+
+
+@pytest.mark.parametrize("role", sorted(NOT_IN_ROLE))
+def test_the_lock_gives_a_role_none_of_what_it_does_not_run(role: str) -> None:
+    uv = shutil.which("uv")
+    assert uv, "uv is not on PATH (make test installs it)"
+    exported = subprocess.run(
+        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-emit-workspace", "--no-hashes",
+         "--no-header", "--no-annotate", "--extra", role],
+        cwd=REPO_ROOT, check=True, capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    installed = {
+        re.sub(r"[-_.]+", "-", line.split("==")[0]).lower()
+        for line in exported.splitlines()
+        if "==" in line and not line.startswith(" ")
+    }
+    assert installed, f"uv export --extra {role} listed nothing"
+    assert installed & NOT_IN_ROLE[role] == set(), f"the {role} extra installs what its role never runs"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.relative_to(REPO_ROOT).as_posix())

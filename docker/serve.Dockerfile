@@ -1,10 +1,9 @@
 # syntax=docker/dockerfile:1
-# Ancora's own services (`ancora serve`, `ancora task-service`, `ancora provisioning`, `ancora data-api`,
-# `ancora ui`) for docker compose. Build from the repository root:
-#   docker build -f docker/app.Dockerfile -t ancora-app:local .
-# The environment is uv.lock's, exactly (`uv sync --frozen --no-dev`), so the containers run the code
-# and versions `make up` runs. The project is installed editable on purpose: the package finds its
-# shipped data, DAGs and UI relative to the source tree (ancora.config.PROJECT_ROOT = /opt/ancora).
+# Image of the inference API (`ancora serve`) and dispatch scoring (`ancora dispatch`), for docker compose.
+# Build from the repository root:  docker build -f docker/serve.Dockerfile -t ancora-serve:local .
+# Only the `serve` role: uv.lock's pins for the core dependencies and the `serve` extra
+# (`uv sync --frozen --no-dev --extra serve`), nothing of the other roles. The project is installed
+# as a wheel (--no-editable) and only the virtualenv reaches the final stage: no source tree.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
 
@@ -16,18 +15,17 @@ ENV UV_FROZEN=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/opt/ancora/.venv
-WORKDIR /opt/ancora
+    UV_PROJECT_ENVIRONMENT=/opt/ancora
+WORKDIR /src
 # Dependencies first: this layer is rebuilt only when the lock changes, not on every code edit.
 COPY pyproject.toml uv.lock README.md ./
-COPY client/pyproject.toml client/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --no-install-workspace
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --extra serve --no-install-workspace
 COPY . .
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --no-dev --extra serve --no-editable
 
 FROM ${PYTHON_IMAGE}
 ARG ANCORA_CODE_VERSION=""
-ENV PATH=/opt/ancora/.venv/bin:${PATH} \
+ENV PATH=/opt/ancora/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     ANCORA_CODE_VERSION=${ANCORA_CODE_VERSION} \
@@ -41,8 +39,8 @@ RUN useradd --uid 50000 --gid 0 --no-create-home --home-dir /var/lib/ancora --sh
 COPY --from=builder /opt/ancora /opt/ancora
 COPY --chmod=755 docker/healthcheck.py /usr/local/bin/healthcheck
 USER 50000
-WORKDIR /opt/ancora
+WORKDIR /var/lib/ancora
 VOLUME ["/var/lib/ancora"]
-EXPOSE 8000 8001 8002 8003 8501
+EXPOSE 8000
 ENTRYPOINT ["ancora"]
-CMD ["--help"]
+CMD ["serve"]
