@@ -5,7 +5,7 @@ RUN := $(UV) run --frozen
 # Bytecode is compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
 # process would otherwise compile Airflow and MLflow from source, adding seconds to each start.
 
-.PHONY: uv sync up down status logs clean checks test
+.PHONY: uv sync up down status logs clean checks system-deps test
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install uv
@@ -36,5 +36,9 @@ checks: sync
 
 # The supply-chain check (tools/audit_lock.py) fails on a known-vulnerable pin in uv.lock unless
 # supply-chain-allowlist.toml says why; a second run within 12 hours reuses PyPI's answers.
-test: checks
+# System packages the tests drive (Debian's chromium for the browser test); a no-op once installed.
+system-deps:
+	bash scripts/install-test-system.sh
+
+test: checks system-deps
 	$(RUN) python -m tools.audit_lock && $(RUN) pytest
