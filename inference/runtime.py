@@ -71,7 +71,7 @@ class ServingRuntime:
     def _start_prediction_log(self) -> None:
         """An events database that cannot be opened costs the log, never serving."""
         try:
-            store = open_monitoring_store(self.settings.resolved_dispatch_events_db_url)
+            store = open_monitoring_store(self.settings.dispatch_events_db_url)
         except Exception as error:
             log.error("prediction log off: the events database cannot be opened: %s", error)
             return

@@ -40,7 +40,7 @@ def _events(request: Request, settings: Settings) -> EventsStore:
             store = getattr(request.app.state, "dispatch_events", None)
             if store is None:
                 try:
-                    store = open_events_store(settings.resolved_dispatch_events_db_url)
+                    store = open_events_store(settings.dispatch_events_db_url)
                 except SQLAlchemyError as error:
                     raise _events_down(error) from None
                 request.app.state.dispatch_events = store

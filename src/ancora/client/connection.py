@@ -84,7 +84,7 @@ class Server_connection:  # noqa: N801 (the name existing scripts import)
         settings = get_settings()
         self.node_name = node_name
         self.port = port
-        configured = settings.resolved_task_service_url.rstrip("/")
+        configured = settings.task_service_url.rstrip("/")
         if node_name != DEFAULT_NODE or port is not None or scheme is not None:
             self.base_url = service_url(node_name, port, scheme, configured)
         else:

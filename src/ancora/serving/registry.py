@@ -125,8 +125,8 @@ class ModelRegistry:
 
         self.name = settings.registered_model_name
         self.alias = settings.serving_alias
-        self.registry_uri = settings.resolved_mlflow_tracking_uri
-        self.cache_dir = settings.resolved_model_cache_dir
+        self.registry_uri = settings.mlflow_tracking_uri
+        self.cache_dir = settings.model_cache_dir
         self.n_jobs = settings.serving_n_jobs
         self.use_compiled = settings.serving_compiled
         self.call_rows: int | None = None
