@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ancora.config import Settings
+from ancora.config import ServingSettings
 from ancora.monitoring.prediction_log import LoggedRequest, PredictionLogger
 from ancora.monitoring.store import open_monitoring_store
 from ancora.serving.batcher import MicroBatcher
@@ -32,7 +32,7 @@ BATCH_PARSING_SLOTS = 2
 
 
 class ServingRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
         self.metrics = ServingMetrics()
         self.registry = ModelRegistry(settings)

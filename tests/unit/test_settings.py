@@ -31,6 +31,7 @@ from ancora.config.remote import RunnerKind
 from ancora.remote.runners.base import RUNNER_MODULES
 from ancora.settings_docs import env_example, env_name, readme_with_settings_table
 from ancora.stack.services import ancora_environment
+from inference.app import create_app
 
 
 def test_env_example_and_readme_table_are_generated_from_the_settings() -> None:
@@ -200,6 +201,14 @@ def test_a_role_loads_whatever_the_other_roles_variables_hold(
     assert isinstance(load_settings(role), role)
     with pytest.raises(InvalidSettings):
         get_settings()
+
+
+def test_the_inference_app_reads_only_the_serving_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in OTHER_ROLES_BROKEN.items():
+        if name not in OWN_VARIABLES[ServingSettings]:
+            monkeypatch.setenv(name, value)
+    settings = create_app().state.runtime.settings
+    assert type(settings) is ServingSettings
 
 
 def test_the_aggregate_names_every_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:

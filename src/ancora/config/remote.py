@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 from pydantic_settings import NoDecode
 
 from ancora.config.base import derived, json_text
+from ancora.config.sagemaker import SagemakerSettings
 from ancora.config.stack import AirflowSettings
 from ancora.config.training import RegistrySettings
 
@@ -36,8 +37,9 @@ class InstanceType(BaseModel):
     mem: str | None = Field(default=None, pattern=SBATCH_VALUE.pattern)
 
 
-class RemoteSettings(AirflowSettings, RegistrySettings):
-    """What the task service (`ancora task-service`) and its runners read: the `tasks` role."""
+class RemoteSettings(SagemakerSettings, AirflowSettings, RegistrySettings):
+    """What the task service (`ancora task-service`) and its runners read: the `tasks` role (a location
+    may be SageMaker)."""
 
     task_service_username: str | None = Field(
         default=None, description="User the client library logs in as (Submitter, TaskHandler)."

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ancora.config import Settings
+from ancora.config import DispatchSettings
 from ancora.schema import FEATURE_NAMES
 
 IN_LIST_ROWS = 1000
@@ -49,7 +49,7 @@ class DatalakeLayout:
     marker: str | None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DatalakeLayout:
+    def from_settings(cls, settings: DispatchSettings) -> DatalakeLayout:
         schema, _, table = settings.datalake_table.rpartition(".")
         if not table.strip():
             raise DatalakeConfigError("ANCORA_DATALAKE_TABLE is empty")
@@ -240,7 +240,7 @@ class Datalake:
         return DatalakeStatus(True, self.layout.qualified_table, round(latency, 2), pending, None)
 
 
-def open_datalake(settings: Settings) -> Datalake:
+def open_datalake(settings: DispatchSettings) -> Datalake:
     """The configured datalake; raises DatalakeConfigError for settings that cannot work."""
     layout = DatalakeLayout.from_settings(settings)
     url = settings.datalake_url
@@ -251,7 +251,7 @@ def open_datalake(settings: Settings) -> Datalake:
     return Datalake(engine, layout)
 
 
-def default_sqlite_folder(settings: Settings) -> Path | None:
+def default_sqlite_folder(settings: DispatchSettings) -> Path | None:
     """The folder of the default demo datalake, which `ancora datalake seed` creates."""
     parsed = make_url(settings.datalake_url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
