@@ -112,8 +112,12 @@ class InvalidSettings(ValueError):
                 problems.append(message)
                 continue
             field, *inside = problem["loc"]
+            variable = variable_name(str(field))
+            if message.startswith(variable) and not inside:  # a validator's own message names it
+                problems.append(message)
+                continue
             where = f" (at {'.'.join(str(part) for part in inside)})" if inside else ""
-            problems.append(f"{variable_name(str(field))}{where}: {message}")
+            problems.append(f"{variable}{where}: {message}")
         return cls(problems)
 
 
