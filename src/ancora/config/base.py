@@ -26,7 +26,8 @@ def derived(rule: str, factory: Callable[[dict[str, Any]], Any] | Callable[[], A
     """A field whose default is computed once, at load, from the settings validated before it.
 
     ``rule`` says in words what the default is; the README and .env.example show it instead of a
-    value that depends on the machine.
+    value that depends on the machine. ``model_copy(update=...)`` does not compute it again: build
+    new settings to move state_dir.
     """
     return Field(default_factory=factory, description=description, json_schema_extra={DERIVED_DEFAULT: rule})
 
