@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ancora import http_server
-from ancora.config import get_settings
+from ancora.config import ServingSettings, load_settings
 
 
 def serve(
@@ -17,7 +17,7 @@ def serve(
     """Serve the registry alias (default covertype@champion) on ANCORA_BIND_HOST, with hot reload."""
     from inference.app import create_app
 
-    settings = get_settings()
+    settings = load_settings(ServingSettings)
     http_server.run(
         create_app(settings),
         host=settings.bind_host,

@@ -96,7 +96,7 @@ class MonitoringSettings(DispatchSettings, TrainingSettings):
     monitor_extra_hosts: Annotated[list[ExtraHost], NoDecode, json_text(empty=[])] = Field(
         default_factory=list,
         description="JSON list of extra checks for the Monitor page and the health watch: "
-        '{"name", "kind": "tcp"|"tls"|"dns", "host", "port", "warn_days"}.',
+        '{"name", "kind" (tcp, tls or dns), "host", "port", "warn_days"}.',
     )
     monitor_history_days: float = Field(
         default=7.0, gt=0, description="How far back the Monitor page plots drift and lists alerts."
