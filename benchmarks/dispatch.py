@@ -153,7 +153,7 @@ def stages(settings: Settings, datalake: Datalake, model: ServedModel, rows: int
     written, write_s = timed(
         lambda: sum(datalake.write_back(dispatch_id, s.by_class, s.invalid_keys) for s in scored)
     )
-    events = open_events_store(settings.resolved_dispatch_events_db_url)
+    events = open_events_store(settings.dispatch_events_db_url)
     events.start(dispatch_id, None, datalake.layout.qualified_table, "benchmark stages")
 
     def record() -> None:

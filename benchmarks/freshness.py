@@ -77,7 +77,7 @@ class Watcher:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        state_path = self.stack.settings.resolved_simulator_state_path
+        state_path = self.stack.settings.simulator_state_path
         group = str(self.stack.settings.group_number)
         with httpx.Client(timeout=10, trust_env=False) as http:
             while not self.stop.is_set():
@@ -116,7 +116,7 @@ def _xcom_value(value: Any) -> Any:
 
 def observe(stack: RunningStack, watcher: Watcher) -> dict[str, Any]:
     """Everything the cycles are computed from, as the public interfaces report it."""
-    mlflow = MlflowClient(stack.settings.resolved_mlflow_tracking_uri)
+    mlflow = MlflowClient(stack.settings.mlflow_tracking_uri)
     versions = {
         str(v.version): v.creation_timestamp / 1000
         for v in mlflow.search_model_versions(f"name='{stack.settings.registered_model_name}'")

@@ -77,7 +77,7 @@ class MovableClock:
 
 def collect(settings: Settings, clock: MovableClock, batches: int, collects_per_batch: int) -> dict[str, Any]:
     """Every collect of the experiment, one second apart within a batch's window."""
-    store = open_raw_store(settings.resolved_data_db_url)
+    store = open_raw_store(settings.data_db_url)
     app = create_app(settings, clock=clock)
     responses = exhausted = 0
     with TestClient(app) as client:
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with Path(os.devnull).open("w") as quiet, redirect_stdout(quiet):  # MLflow's progress output
                 outcome = train_and_register(settings, TrainingRequest.from_settings(settings))
             client = MlflowClient(tracking_uri)
-            leakage = overlap(client, outcome.run_id, settings.resolved_data_db_url)
+            leakage = overlap(client, outcome.run_id, settings.data_db_url)
             dataset = read_dataset(DATA)
             pool = never_collected(dataset, collected.pop("served_positions"))
             holdouts = sample_holdouts(pool, seed=args.seed)

@@ -64,11 +64,11 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(admin_passwords(settings)),
         "AIRFLOW__API__HOST": settings.bind_host,
         "AIRFLOW__API__PORT": str(settings.airflow_port),
-        "AIRFLOW__API__BASE_URL": settings.airflow_url,
+        "AIRFLOW__API__BASE_URL": settings.airflow_api_url,
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__SECRET_KEY": persistent_secret(home / "api_secret_key"),
         "AIRFLOW__API_AUTH__JWT_SECRET": persistent_secret(home / "jwt_secret"),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_url}/execution/",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_api_url}/execution/",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.log_dir / "airflow"),
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(
             settings.log_dir / "airflow" / "dag_processor"

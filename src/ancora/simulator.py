@@ -200,13 +200,13 @@ class BatchSimulator:
             settings.simulator_dataset_path,
             settings.simulator_batches,
             settings.simulator_mode,
-            settings.resolved_simulator_state_path,
+            settings.simulator_state_path,
         )
         return cls(
             rows,
             batches=settings.simulator_batches,
             rotation_seconds=settings.simulator_rotation_seconds,
-            store=StateStore(settings.resolved_simulator_state_path),
+            store=StateStore(settings.simulator_state_path),
             clock=clock,
             seed=settings.simulator_seed,
             mode=settings.simulator_mode,

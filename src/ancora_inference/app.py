@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ancora.config import Settings, get_settings
+from ancora.config import ServingSettings, load_settings
 from ancora.serving.errors import reported_errors
 from ancora_inference.limits import BodyLimits
 from ancora_inference.metrics import MetricsMiddleware
@@ -36,8 +36,8 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    settings = settings or load_settings(ServingSettings)
     runtime = ServingRuntime(settings)
 
     @asynccontextmanager

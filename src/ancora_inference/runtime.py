@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ancora.config import Settings
+from ancora.config import ServingSettings
 from ancora.monitoring.prediction_log import LoggedRequest, PredictionLogger
 from ancora.monitoring.store import open_monitoring_store
 from ancora.serving.batcher import MicroBatcher
@@ -32,7 +32,7 @@ BATCH_PARSING_SLOTS = 2
 
 
 class ServingRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
         self.metrics = ServingMetrics()
         self.registry = ModelRegistry(settings)
@@ -71,7 +71,7 @@ class ServingRuntime:
     def _start_prediction_log(self) -> None:
         """An events database that cannot be opened costs the log, never serving."""
         try:
-            store = open_monitoring_store(self.settings.resolved_dispatch_events_db_url)
+            store = open_monitoring_store(self.settings.dispatch_events_db_url)
         except Exception as error:
             log.error("prediction log off: the events database cannot be opened: %s", error)
             return

@@ -37,7 +37,7 @@ def sign_in_throttle(users_file: str, max_failures: int, window_seconds: float) 
 def sign_in() -> None:
     st.title("Ancora")
     st.caption("Forest cover type predictions, models, pipelines and monitoring.")
-    store = UserStore(settings().resolved_ui_users_file)
+    store = UserStore(settings().ui_users_file)
     try:
         users = store.load()
     except UsersFileError as problem:

@@ -45,7 +45,7 @@ def require_page(page: Page) -> SignedIn:
         st.warning("Please sign in first.")
         st.stop()
     try:
-        stored = UserStore(settings().resolved_ui_users_file).load().get(user.username)
+        stored = UserStore(settings().ui_users_file).load().get(user.username)
     except UsersFileError as problem:
         st.error(f"The users file cannot be read: {problem}")
         st.stop()

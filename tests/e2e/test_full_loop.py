@@ -106,7 +106,7 @@ def assert_trained_by_an_asset_triggered_run(stack: RunningStack, version: str) 
 def assert_no_evaluation_content_was_trained_on(stack: RunningStack, registry: MlflowClient) -> int:
     """Every registered version's training read (its logged query, re-run on the store) against every
     evaluation set version the store holds now; returns how many versions were checked."""
-    store_url = stack.settings.resolved_data_db_url
+    store_url = stack.settings.data_db_url
     held_out = every_evaluation_content(store_url)
     assert held_out, "no evaluation set was drawn"
     versions = registry.search_model_versions(f"name='{stack.settings.registered_model_name}'")
@@ -221,7 +221,7 @@ def test_data_in_better_model_out_served_and_predicted_in_the_app(
     with native_stack(tmp_path, overrides) as stack:
         milestone("stack up")
         settings = stack.settings
-        registry = MlflowClient(settings.resolved_mlflow_tracking_uri)
+        registry = MlflowClient(settings.mlflow_tracking_uri)
         model_name = settings.registered_model_name
         inference_pid = stack.service_pid("inference")
         inference_process = process_info(inference_pid)

@@ -105,7 +105,7 @@ def test_build_from_source_commands_say_they_need_a_checkout(venv: Path) -> None
 def test_the_stack_starts_from_an_empty_folder(stack: RunningStack) -> None:
     settings = stack.settings
     local = httpx.Client(timeout=HTTP_TIMEOUT, trust_env=False)
-    health = local.get(f"{settings.airflow_url}/api/v2/monitor/health").json()
+    health = local.get(f"{settings.airflow_api_url}/api/v2/monitor/health").json()
     for component in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
         assert health[component]["status"] == "healthy", health
     assert local.get(f"http://127.0.0.1:{settings.mlflow_port}/health").status_code == 200

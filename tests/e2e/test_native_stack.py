@@ -40,14 +40,14 @@ def test_every_service_is_healthy(stack: RunningStack) -> None:
     assert local.get(f"http://127.0.0.1:{settings.task_service_port}/health").status_code == 200
     assert local.get(f"{settings.inference_url}/health").status_code == 200
     assert local.get(f"{settings.ui_url}/_stcore/health").status_code == 200
-    health = local.get(f"{settings.airflow_url}/api/v2/monitor/health").json()
+    health = local.get(f"{settings.airflow_api_url}/api/v2/monitor/health").json()
     for component in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
         assert health[component]["status"] == "healthy", health
 
     status = stack.ancora("stack", "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert str(passwords_file(settings)) in stack.up_output
-    assert settings.airflow_url in stack.up_output
+    assert settings.airflow_api_url in stack.up_output
 
 
 def test_admin_logs_in_and_lists_dags(stack: RunningStack) -> None:

@@ -113,7 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, covertype_csv: Path) -> Iter
                 check=False,
             )
             assert added.returncode == 0, added.stdout + added.stderr
-        tracking_uri = running.settings.resolved_mlflow_tracking_uri
+        tracking_uri = running.settings.mlflow_tracking_uri
         frame = pd.read_csv(covertype_csv, nrows=3000)
         first = log_covertype_model(tracking_uri, frame, 10, 1)
         second = log_covertype_model(tracking_uri, frame.iloc[1000:], 10, 2)
@@ -134,7 +134,7 @@ def seed_drift(running: RunningStack, frame: pd.DataFrame) -> None:
     from ancora.monitoring.store import open_monitoring_store
     from ancora.schema import FEATURE_NAMES, LABEL_NAME, NUMERIC_FEATURES
 
-    store = open_monitoring_store(running.settings.resolved_dispatch_events_db_url)
+    store = open_monitoring_store(running.settings.dispatch_events_db_url)
     reference = Reference("2", None, frame.iloc[:2000][list(FEATURE_NAMES)], frame.iloc[:2000][LABEL_NAME])
     for number, rows in enumerate((frame.iloc[2000:2500], frame.iloc[2500:3000], frame.iloc[2000:2500]), 1):
         current = rows[list(FEATURE_NAMES)].copy()
@@ -158,7 +158,7 @@ def seed_drift(running: RunningStack, frame: pd.DataFrame) -> None:
 def task_status(stack: RunningStack, task_id: str) -> str:
     import requests
 
-    base = stack.settings.resolved_task_service_url
+    base = stack.settings.task_service_url
     login = {"username": TASK_SERVICE_ADMIN, "password": TASK_SERVICE_PASSWORD}
     token = requests.post(f"{base}/login", json=login, timeout=30).json()["access_token"]
     answer = requests.get(f"{base}/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -173,7 +173,7 @@ def submit_task(stack: RunningStack, user: str, tmp_path: Path) -> str:
         archive.writestr("rows.csv", "a,b\n1,2\n")
     with zipfile.ZipFile(processor, "w") as archive:
         archive.writestr("job.sh", JOB)
-    base = stack.settings.resolved_task_service_url
+    base = stack.settings.task_service_url
     token = requests.post(
         f"{base}/login", json={"username": user, "password": TASK_SERVICE_PASSWORD}, timeout=30
     )
@@ -402,7 +402,7 @@ def test_admin_rolls_the_champion_back_from_the_models_page(browser: Any, stack:
     no_exception(page)
     shot(page, "models-rollback")
     page.context.close()
-    client = MlflowClient(stack.settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
     assert client.get_model_version_by_alias("covertype", "champion").version == "1"
     assert client.get_model_version("covertype", "2").tags["ancora.rolled_back.by"] == "ada"
     served = wait_for(

@@ -92,7 +92,7 @@ def alert_settings(
 def test_an_alert_reaches_the_smtp_server_and_the_webhook_once(
     alert_settings: Settings, smtp: Mailbox, webhook: Webhook
 ) -> None:
-    store = open_monitoring_store(alert_settings.resolved_dispatch_events_db_url)
+    store = open_monitoring_store(alert_settings.dispatch_events_db_url)
     alert = Alert("drift", "drift:batch 7:v3", "drift over threshold in batch 7", "5 of 12 features drifted")
     assert raise_alert(store, alert, lambda a: send(a, alert_settings))
     assert not raise_alert(store, alert, lambda a: send(a, alert_settings)), "the same cause notifies once"
@@ -158,7 +158,7 @@ def test_a_service_down_longer_than_the_limit_raises_an_alert_once_per_outage(
     monkeypatch.setenv("ANCORA_ALERT_UNHEALTHY_MINUTES", "10")
     get_settings.cache_clear()
     settings = get_settings()
-    store = open_monitoring_store(settings.resolved_dispatch_events_db_url)
+    store = open_monitoring_store(settings.dispatch_events_db_url)
     start = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     _, first = watch(settings, store, start)
     assert not [a for a in first if "course API" in a.summary], "down, but not for long yet"
@@ -211,7 +211,7 @@ def test_an_inference_api_waiting_for_its_first_champion_is_no_outage(
         monkeypatch.setenv("ANCORA_DISPATCH_EVENTS_DB_URL", f"sqlite:///{tmp_path / 'events.db'}")
         get_settings.cache_clear()
         settings = get_settings()
-        store = open_monitoring_store(settings.resolved_dispatch_events_db_url)
+        store = open_monitoring_store(settings.dispatch_events_db_url)
         start = datetime.now(UTC)
         watch(settings, store, start)
         states, alerts = watch(settings, store, start + timedelta(minutes=30))

@@ -49,7 +49,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def artifacts(settings: Settings) -> Path:
-    root = Path(settings.resolved_byom_artifact_roots[0])
+    root = Path(settings.byom_artifact_roots[0])
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -106,7 +106,7 @@ def registered_endpoint(settings: Settings, name: str = "pulsar") -> dict[str, A
     """What the service itself recorded (pid, port, folder): not what /pipelinestatus shows."""
     from ancora.sagemaker.registry import PipelineRegistry
 
-    registry = PipelineRegistry(settings.resolved_provisioning_db_url)
+    registry = PipelineRegistry(settings.provisioning_db_url)
     try:
         endpoint = registry.endpoint(name)
         assert endpoint is not None, f"no endpoint {name} recorded"
@@ -426,7 +426,7 @@ def test_requests_cannot_name_paths_outside_the_data_roots(tmp_path: Path, model
     secret = settings.state_dir / "task_service" / "jwt_secret"
     secret.parent.mkdir(parents=True)
     secret.write_text("1.0,2.0,3.0,4.0,5.0,6.0,7.0,8.0\n")
-    data_root = Path(settings.resolved_byom_data_roots[0])
+    data_root = Path(settings.byom_data_roots[0])
     allowed_output = str(data_root / "out")
     stolen = str(data_root / ".." / ".." / "task_service" / "jwt_secret")
     source, output, capture = "batch_inference_data", "batch_job_output_location", "data_capture_location"
@@ -450,7 +450,7 @@ def test_requests_cannot_name_paths_outside_the_data_roots(tmp_path: Path, model
     assert not (tmp_path / "elsewhere").exists() and not (data_root / "out").exists()
     from ancora.sagemaker.registry import PipelineRegistry
 
-    registry = PipelineRegistry(settings.resolved_provisioning_db_url)
+    registry = PipelineRegistry(settings.provisioning_db_url)
     try:
         assert registry.in_progress() == [] and registry.endpoints() == []
     finally:
@@ -631,7 +631,7 @@ def recorded_batch(settings: Settings, folder: Path, pid: int, start_ticks: int)
     """A batch pipeline InProgress in the registry, as a service records it once its process started."""
     from ancora.sagemaker.registry import PipelineRegistry
 
-    registry = PipelineRegistry(settings.resolved_provisioning_db_url)
+    registry = PipelineRegistry(settings.provisioning_db_url)
     try:
         pipeline = registry.create(
             pipeline_type="byom_batch_custom",

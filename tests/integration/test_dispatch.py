@@ -150,7 +150,7 @@ def test_a_dispatch_scores_every_awaiting_row_once_and_a_rerun_writes_nothing(
     assert second.counters.rows_read == 0 and second.counters.rows_written == 0
     assert table_rows(datalake_url).equals(rows), "the rerun changed the datalake"
 
-    events = open_events_store(settings.resolved_dispatch_events_db_url)
+    events = open_events_store(settings.dispatch_events_db_url)
     detail = events.get(first.id)
     assert detail is not None
     assert [event.event for event in detail.events] == [
@@ -199,7 +199,7 @@ def test_a_dispatch_killed_between_its_two_commits_is_failed_and_recovered_by_th
         [sys.executable, "-c", KILLED_BETWEEN_COMMITS], capture_output=True, text=True, timeout=300
     )
     assert killed.returncode == -9, killed.stderr
-    events = open_events_store(settings.resolved_dispatch_events_db_url)
+    events = open_events_store(settings.dispatch_events_db_url)
     (dead,) = events.running()
     assert dead.rows_read == BATCH  # the record lags the datalake by one batch
     assert int((table_rows(mariadb_url)["dispatch_id"] == dead.id).sum()) == 2 * BATCH
@@ -257,7 +257,7 @@ def test_a_table_dropped_between_batches_fails_the_dispatch_and_keeps_whole_batc
     assert rows["dispatch_id"].notna().sum() == BATCH
     assert rows.loc[: BATCH - 1, "dispatch_id"].eq(summary.id).all()
 
-    detail = open_events_store(settings.resolved_dispatch_events_db_url).get(summary.id)
+    detail = open_events_store(settings.dispatch_events_db_url).get(summary.id)
     assert detail is not None
     assert detail.dispatch.state == "failed" and detail.dispatch.error == summary.error
     assert [event.event for event in detail.events][-1] == "failed"
@@ -313,7 +313,7 @@ def test_a_datalake_lost_in_the_middle_of_a_batch_leaves_no_half_batch(
     assert written.sum() == BATCH, "only the first batch is written"
     assert written.iloc[:BATCH].all() and not written.iloc[BATCH:].any()
     assert rows["dispatch_id"].iloc[BATCH:].isna().all()
-    detail = open_events_store(settings.resolved_dispatch_events_db_url).get(summary.id)
+    detail = open_events_store(settings.dispatch_events_db_url).get(summary.id)
     assert detail is not None
     assert [event.event for event in detail.events][-3:] == ["collected", "predicted", "failed"]
     assert len(detail.predictions) == BATCH
@@ -333,7 +333,7 @@ def test_without_a_champion_the_cli_fails_and_says_so(configure: Any, tmp_path: 
     assert json.loads(result.stdout)["failure"] == "no_champion"
     assert "no champion to score with" in result.stderr
     assert "'covertype-without-champion' has the alias 'champion'" in result.stderr
-    (record,) = open_events_store(settings.resolved_dispatch_events_db_url).list_dispatches(
+    (record,) = open_events_store(settings.dispatch_events_db_url).list_dispatches(
         pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(), pd.Timestamp.now(tz="UTC").to_pydatetime()
     )
     assert record.state == "failed" and "no champion" in (record.error or "")
@@ -371,7 +371,7 @@ def test_a_triggered_dag_run_dispatches_and_records_its_run_id(configure: Any, m
     assert summary["state"] == "succeeded" and summary["rows_written"] == 1500 and summary["batches"] == 3
     assert summary["dag_run_id"] == run.run_id
     assert open_datalake(settings).count_pending() == ROWS - 1500
-    detail = open_events_store(settings.resolved_dispatch_events_db_url).get(summary["id"])
+    detail = open_events_store(settings.dispatch_events_db_url).get(summary["id"])
     assert detail is not None and detail.dispatch.dag_run_id == run.run_id
 
 
@@ -388,7 +388,7 @@ def test_a_dag_run_without_a_champion_ends_skipped_and_records_no_dispatch(
     assert (str(instance.state), instance.try_number) == ("skipped", 1)
     reason = champion_missing_reason(settings)
     assert reason is not None and "no champion yet" in reason
-    events = open_events_store(settings.resolved_dispatch_events_db_url)
+    events = open_events_store(settings.dispatch_events_db_url)
     assert events.list_dispatches(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)) == []
 
 
@@ -497,7 +497,7 @@ def test_a_datalake_that_is_down_fails_the_dispatch_with_the_reason(configure: A
         f"datalake unavailable: reading mysql+pymysql://ancora:***@127.0.0.1:{port}/lake"
     )
     assert "secret" not in summary.error
-    (record,) = open_events_store(settings.resolved_dispatch_events_db_url).list_dispatches(
+    (record,) = open_events_store(settings.dispatch_events_db_url).list_dispatches(
         pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(), pd.Timestamp.now(tz="UTC").to_pydatetime()
     )
     assert (record.state, record.model_version, record.rows_read) == ("failed", "1", 0)

@@ -42,7 +42,7 @@ def test_without_a_champion_the_batch_drift_run_ends_skipped(
     drift_settings: Settings, covertype_csv: Path
 ) -> None:
     store_rows(
-        open_raw_store(drift_settings.resolved_data_db_url),
+        open_raw_store(drift_settings.data_db_url),
         read_csv_rows(covertype_csv, limit=300),
         batches=1,
     )
@@ -57,7 +57,7 @@ def test_without_a_champion_the_batch_drift_run_ends_skipped(
 def test_a_collected_batch_is_compared_stored_and_published_to_mlflow(
     drift_settings: Settings, covertype_csv: Path
 ) -> None:
-    raw = open_raw_store(drift_settings.resolved_data_db_url)
+    raw = open_raw_store(drift_settings.data_db_url)
     store_rows(raw, read_csv_rows(covertype_csv, limit=1200), batches=3)
     outcome = train_and_register(
         drift_settings, TrainingRequest.from_settings(drift_settings, ["logistic_regression"], 1)
@@ -69,11 +69,11 @@ def test_a_collected_batch_is_compared_stored_and_published_to_mlflow(
     )
     assert summary["subject"] == "batch 3" and summary["reference"]["version"] == outcome.version
     assert len(summary["features"]) == 12 and summary["retrain"] is False
-    store = open_monitoring_store(drift_settings.resolved_dispatch_events_db_url)
+    store = open_monitoring_store(drift_settings.dispatch_events_db_url)
     reports = store.drift_reports(datetime.now(UTC) - timedelta(hours=1))
     assert reports["subject"].tolist() == ["batch 3"]
     assert len(store.drift_history(datetime.now(UTC) - timedelta(hours=1))) == 12
-    client = MlflowClient(drift_settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(drift_settings.mlflow_tracking_uri)
     artifacts = [item.path for item in client.list_artifacts(outcome.run_id, "drift/batch")]
     assert sorted(artifacts) == ["drift/batch/batch-3.html", "drift/batch/batch-3.json"]
     again = load_dag("covertype_drift_batch").test()

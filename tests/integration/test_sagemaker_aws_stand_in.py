@@ -299,7 +299,7 @@ def test_sagemaker_target_reads_orchestrator_locations_on_the_aws_stand_in(aws: 
         assert answer.status_code == 200, answer.text
         local_capture = client.post(
             "/provisionpipeline",
-            json=body("model.tar.gz", data_capture_location=str(aws.resolved_byom_data_roots[0])),
+            json=body("model.tar.gz", data_capture_location=str(aws.byom_data_roots[0])),
             headers=AUTH,
         )
     assert local_capture.status_code == 422

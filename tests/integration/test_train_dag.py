@@ -35,9 +35,7 @@ def train_instance(run: Any) -> Any:
 
 
 def fill(settings: Settings, covertype_csv: Path, count: int) -> None:
-    store_rows(
-        open_raw_store(settings.resolved_data_db_url), read_csv_rows(covertype_csv, limit=count), batches=2
-    )
+    store_rows(open_raw_store(settings.data_db_url), read_csv_rows(covertype_csv, limit=count), batches=2)
 
 
 def test_train_dag_is_scheduled_by_the_collection_asset_and_takes_params() -> None:
@@ -54,7 +52,7 @@ def test_a_triggered_run_registers_a_champion(training_settings: Settings, cover
     run = load_dag("covertype_train").test(run_conf={"families": ["logistic_regression"], "search_budget": 1})
     assert run.state == "success"
     assert train_instance(run).xcom_pull(task_ids="train")["version"] == "1"
-    client = MlflowClient(training_settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(training_settings.mlflow_tracking_uri)
     model = client.get_registered_model(training_settings.registered_model_name)
     assert dict(model.aliases) == {"champion": "1", "challenger": "1"}
     versions = client.search_model_versions(f"name = '{training_settings.registered_model_name}'")
@@ -75,7 +73,7 @@ def test_too_little_data_is_a_state_the_run_ends_skipped_with_the_reason(
     refusal = f"only 100 distinct validated rows .* at least {training_settings.train_min_rows}"
     with pytest.raises(TrainingDataError, match=refusal):
         train_and_register(training_settings, TrainingRequest.from_settings(training_settings))
-    client = MlflowClient(training_settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(training_settings.mlflow_tracking_uri)
     assert client.search_registered_models(f"name = '{training_settings.registered_model_name}'") == []
 
 

@@ -70,7 +70,7 @@ def test_training_on_mariadb_and_s3_registers_a_loadable_champion(
     settings: Settings, covertype_csv: Path, minio_stand_in: MinioStandIn
 ) -> None:
     rows = read_csv_rows(covertype_csv, limit=1500)
-    store_rows(open_raw_store(settings.resolved_data_db_url), rows, batches=3)
+    store_rows(open_raw_store(settings.data_db_url), rows, batches=3)
     request = TrainingRequest.from_settings(settings, ["random_forest", "logistic_regression"], 1)
     outcome = train_and_register(settings, request)
     assert (outcome.version, outcome.decision) == ("1", "first")
@@ -100,10 +100,10 @@ def test_an_artifact_store_failure_registers_nothing_and_moves_no_alias(
     settings: Settings, covertype_csv: Path, minio_stand_in: MinioStandIn
 ) -> None:
     rows = read_csv_rows(covertype_csv, limit=1500)
-    store_rows(open_raw_store(settings.resolved_data_db_url), rows, batches=3)
+    store_rows(open_raw_store(settings.data_db_url), rows, batches=3)
     request = TrainingRequest.from_settings(settings, ["logistic_regression"], 1)
     first = train_and_register(settings, request)
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
     name = settings.registered_model_name
 
     s3 = minio_stand_in.client()

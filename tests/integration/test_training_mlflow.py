@@ -34,7 +34,7 @@ def csv_rows(covertype_csv: Path) -> list[list[str]]:
 
 
 def fill(settings: Settings, rows: list[list[str]], first_batch: int = 1, batches: int = 1) -> None:
-    store_rows(open_raw_store(settings.resolved_data_db_url), rows, first_batch=first_batch, batches=batches)
+    store_rows(open_raw_store(settings.data_db_url), rows, first_batch=first_batch, batches=batches)
 
 
 def train(settings: Settings, families: list[str], budget: int = 1) -> TrainingOutcome:
@@ -59,7 +59,7 @@ def test_a_run_is_tracked_registered_and_served_by_alias(
     outcome = train(settings, ["logistic_regression", "random_forest", "hist_gradient_boosting"])
 
     name = settings.registered_model_name
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
     assert (outcome.version, outcome.decision, outcome.champion) == ("1", "first", None)
     assert aliases(client, name) == {"champion": "1", "challenger": "1"}
     assert set(outcome.families) == {"logistic_regression", "random_forest", "hist_gradient_boosting"}
@@ -157,7 +157,7 @@ def test_the_gate_moves_champion_only_for_a_clear_improvement(
 ) -> None:
     settings = training_settings.model_copy(update={"train_min_class_rows": 3})
     name = settings.registered_model_name
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
 
     fill(settings, csv_rows[:300])
     first = train(settings, ["logistic_regression"])
@@ -195,7 +195,7 @@ def test_too_little_data_registers_nothing(training_settings: Settings, csv_rows
     fill(settings, csv_rows[:150])
     with pytest.raises(TrainingDataError, match="only 150 distinct validated rows"):
         train(settings, ["logistic_regression"])
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
     assert client.search_registered_models(filter_string=f"name = '{settings.registered_model_name}'") == []
     assert mlflow.get_experiment_by_name(settings.mlflow_experiment) is None
 
@@ -205,7 +205,7 @@ def test_mlflow_down_fails_before_any_work(training_settings: Settings, csv_rows
     down = training_settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(TrackingUnavailable, match="unreachable"):
         train(down, ["logistic_regression"])
-    engine = open_raw_store(down.resolved_data_db_url).engine
+    engine = open_raw_store(down.data_db_url).engine
     assert latest_evaluation_set(engine, 1) is None
 
 
@@ -213,8 +213,8 @@ def cli(settings: Settings, *args: str, **overrides: str) -> subprocess.Complete
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANCORA_")}
     env.update(
         ANCORA_STATE_DIR=str(settings.state_dir),
-        ANCORA_DATA_DB_URL=settings.resolved_data_db_url,
-        ANCORA_MLFLOW_TRACKING_URI=settings.resolved_mlflow_tracking_uri,
+        ANCORA_DATA_DB_URL=settings.data_db_url,
+        ANCORA_MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
         ANCORA_REGISTERED_MODEL_NAME=settings.registered_model_name,
         ANCORA_MLFLOW_EXPERIMENT=settings.mlflow_experiment,
         ANCORA_TRAIN_MIN_ROWS="200",
@@ -240,7 +240,7 @@ def test_cli_prints_version_scores_and_decision_as_one_json_line(
     assert (result["version"], result["decision"], result["champion_version"]) == ("1", "first", "1")
     assert 0 < result["challenger"]["macro_f1"] <= 1
     assert result["best_family"] in ("random_forest", "logistic_regression")
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
     children = client.search_runs(
         [client.get_run(result["run_id"]).info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'",
@@ -268,7 +268,7 @@ def test_the_first_run_after_migration_0003_says_the_gate_scored_on_a_replacemen
 ) -> None:
     """An existing deployment: its evaluation set holds row ids whose contents leaked into training."""
     settings = training_settings.model_copy(update={"train_min_class_rows": 3})
-    legacy_deployment(settings.resolved_data_db_url, csv_rows[:700])
+    legacy_deployment(settings.data_db_url, csv_rows[:700])
     fill(settings, csv_rows[700:900], first_batch=3)
 
     outcome = train(settings, ["logistic_regression"])
@@ -276,7 +276,7 @@ def test_the_first_run_after_migration_0003_says_the_gate_scored_on_a_replacemen
     assert outcome.eval_set_version == 2
     assert outcome.eval_set_reason.startswith("replaces v1, drawn by row id before migration 0003: 60 of")
     assert "scored on evaluation set v2, drawn by this run: replaces v1, drawn by row id" in outcome.reason
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
     version = client.get_model_version(settings.registered_model_name, outcome.version)
     assert "replaces v1, drawn by row id before migration 0003" in version.description
     parent = client.get_run(outcome.run_id)

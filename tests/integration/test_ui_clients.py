@@ -31,9 +31,9 @@ def test_registry_runs_and_candidates_read_over_rest(
 ) -> None:
     settings = training_settings.model_copy(update={"train_min_class_rows": 3})
     rows = read_csv_rows(covertype_csv, limit=900)
-    store_rows(open_raw_store(settings.resolved_data_db_url), rows[:400])
+    store_rows(open_raw_store(settings.data_db_url), rows[:400])
     first = train_and_register(settings, TrainingRequest.from_settings(settings, ["logistic_regression"], 2))
-    store_rows(open_raw_store(settings.resolved_data_db_url), rows[400:], first_batch=2)
+    store_rows(open_raw_store(settings.data_db_url), rows[400:], first_batch=2)
     second = train_and_register(settings, TrainingRequest.from_settings(settings, ["logistic_regression"], 1))
 
     public = "http://mlflow.example:5000"
@@ -84,14 +84,14 @@ def test_unknown_model_has_no_versions_and_a_down_server_says_so(training_settin
 
 def test_models_page_on_a_real_registry(training_settings: Settings, covertype_csv: Path) -> None:
     settings = training_settings.model_copy(update={"train_min_class_rows": 3})
-    store_rows(open_raw_store(settings.resolved_data_db_url), read_csv_rows(covertype_csv, limit=400))
+    store_rows(open_raw_store(settings.data_db_url), read_csv_rows(covertype_csv, limit=400))
     outcome = train_and_register(
         settings, TrainingRequest.from_settings(settings, ["logistic_regression"], 2)
     )
 
     at = AppTest.from_file(str(ui_script()), default_timeout=60)
     at.session_state[USER_KEY] = SignedIn("ada", Role.ADMIN)
-    UserStore(settings.resolved_ui_users_file).add("ada", Role.ADMIN, "integration-password")
+    UserStore(settings.ui_users_file).add("ada", Role.ADMIN, "integration-password")
     at.run()
     at.switch_page("app_pages/models.py").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -101,7 +101,7 @@ class RunningStack:
     def airflow(self) -> httpx.Client:
         """A client logged in as the generated admin user, the way a person logs in to the UI."""
         response = httpx.post(
-            f"{self.settings.airflow_url}/auth/token",
+            f"{self.settings.airflow_api_url}/auth/token",
             json={"username": ADMIN_USER, "password": self.admin_password()},
             timeout=HTTP_TIMEOUT,
             trust_env=False,
@@ -109,7 +109,7 @@ class RunningStack:
         assert response.status_code == 201, response.text
         token = response.json()["access_token"]
         return httpx.Client(
-            base_url=self.settings.airflow_url,
+            base_url=self.settings.airflow_api_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=HTTP_TIMEOUT,
             trust_env=False,

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from ancora.config import Settings
-from ancora.dispatch.datalake import Datalake, DatalakeConfigError, DatalakeLayout, open_datalake
+from ancora.dispatch.datalake import Datalake, DatalakeLayout, open_datalake
 from ancora.dispatch.events import Counters, RowPrediction, open_events_store
 from ancora.dispatch.run import new_dispatch_id
 from ancora.dispatch.seed import seed_datalake
@@ -54,19 +54,6 @@ def test_no_rows_check_to_an_empty_frame() -> None:
 
 def settings_with(tmp_path: Path, **values: str) -> Settings:
     return Settings(state_dir=tmp_path, **values)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("mapping", "message"),
-    [
-        ("{not json", "ANCORA_DATALAKE_FEATURE_COLUMNS is not JSON"),
-        ('["Elevation"]', "ANCORA_DATALAKE_FEATURE_COLUMNS must be a JSON object"),
-        ('{"Height": "height"}', "unknown features: Height"),
-    ],
-)
-def test_a_bad_feature_column_map_names_the_variable(tmp_path: Path, mapping: str, message: str) -> None:
-    with pytest.raises(DatalakeConfigError, match=message):
-        DatalakeLayout.from_settings(settings_with(tmp_path, datalake_feature_columns=mapping))
 
 
 def test_layout_maps_renamed_columns_and_a_schema(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> EventsStore:
-    return open_events_store(settings.resolved_dispatch_events_db_url)
+    return open_events_store(settings.dispatch_events_db_url)
 
 
 @pytest.fixture

@@ -157,4 +157,4 @@ def test_the_service_will_not_start_with_a_short_token(monkeypatch: pytest.Monke
         check=False,
     )
     assert result.returncode == 2
-    assert "ancora provisioning: ANCORA_PROVISIONING_TOKEN has 8 characters; use at least 32" in result.stderr
+    assert "\nANCORA_PROVISIONING_TOKEN has 8 characters; use at least 32" in result.stderr

@@ -49,5 +49,4 @@ def test_config_show_masks_every_password(monkeypatch: pytest.MonkeyPatch) -> No
     assert SECRET not in result.output
     shown = json.loads(result.output)
     assert shown["data_db_url"] == "mysql+pymysql://ancora:***@db:3306/ancora"
-    assert shown["resolved_data_db_url"] == "mysql+pymysql://ancora:***@db:3306/ancora"
     assert shown["admin_token"] == "**********"

@@ -36,7 +36,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> TaskStore:
-    store = TaskStore.open(settings.resolved_remote_db_url)
+    store = TaskStore.open(settings.remote_db_url)
     store.add_user("alice", hash_password("alice-password"), is_admin=False)
     return store
 
@@ -105,7 +105,7 @@ def test_the_signing_key_file_and_the_database_are_private(settings: Settings, s
     key_file = signing_key_file(settings)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
-    database = Path(settings.resolved_remote_db_url.removeprefix("sqlite:///"))
+    database = Path(settings.remote_db_url.removeprefix("sqlite:///"))
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     assert len(signing_key(settings)) >= 48, "the generated key is kept and reused"
 
@@ -211,7 +211,7 @@ def test_folders_and_a_database_an_earlier_version_left_open_are_closed(settings
     old_task.chmod(0o755)
     root.chmod(0o755)
     database = root / "tasks.db"
-    TaskStore.open(settings.resolved_remote_db_url).engine.dispose()
+    TaskStore.open(settings.remote_db_url).engine.dispose()
     database.chmod(0o644)
     TaskService(settings).close()
     assert stat.S_IMODE(root.stat().st_mode) == 0o700

@@ -179,7 +179,7 @@ def test_children_get_the_resolved_settings(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, state_dir=tmp_path, simulator_port=18001)
     env = ancora_environment(settings)
     assert env["ANCORA_STATE_DIR"] == str(tmp_path)
-    assert env["ANCORA_DATA_DB_URL"] == settings.resolved_data_db_url
+    assert env["ANCORA_DATA_DB_URL"] == settings.data_db_url
     assert env["ANCORA_DATA_API_URL"] == "http://127.0.0.1:18001", "tasks use the simulator the stack runs"
     course = Settings(_env_file=None, state_dir=tmp_path, data_api_url="http://course.example")
     assert ancora_environment(course)["ANCORA_DATA_API_URL"] == "http://course.example"

@@ -74,7 +74,7 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def users(users_file: Path) -> UserStore:
-    store = UserStore(get_settings().resolved_ui_users_file)
+    store = UserStore(get_settings().ui_users_file)
     store.path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(users_file, store.path)
     return store

@@ -36,7 +36,7 @@ def users(running_fakes: FakeStack, monkeypatch: pytest.MonkeyPatch) -> UserStor
     get_settings.cache_clear()
     sample_airflow(running_fakes.airflow)
     sample_registry(running_fakes.mlflow)
-    store = UserStore(get_settings().resolved_ui_users_file)
+    store = UserStore(get_settings().ui_users_file)
     store.add("sam", Role.SHOWROOM_USER, PASSWORD)
     store.add("ada", Role.ADMIN, PASSWORD)
     return store

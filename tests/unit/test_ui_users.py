@@ -95,7 +95,7 @@ def test_cli_adds_the_first_admin_from_stdin_and_lists_users() -> None:
         app, ["users", "add", "--role", "Admin", "ada", "--password-stdin"], input=f"{PASSWORD}\n"
     )
     assert added.exit_code == 0, added.output
-    path = get_settings().resolved_ui_users_file
+    path = get_settings().ui_users_file
     assert f"user 'ada' created with role Admin in {path}" in added.output
     assert UserStore(path).authenticate("ada", PASSWORD) is not None
     listed = runner.invoke(app, ["users", "list"])
@@ -110,7 +110,7 @@ def test_cli_prompts_for_the_password_twice() -> None:
     )
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output
-    assert UserStore(get_settings().resolved_ui_users_file).load()["sam"].role is Role.SHOWROOM_USER
+    assert UserStore(get_settings().ui_users_file).load()["sam"].role is Role.SHOWROOM_USER
 
 
 def test_cli_refuses_an_unknown_role_and_a_short_password() -> None:
@@ -125,7 +125,7 @@ def test_cli_refuses_an_unknown_role_and_a_short_password() -> None:
     )
     assert short.exit_code == 2
     assert "at least 8 characters" in short.output
-    assert not get_settings().resolved_ui_users_file.exists()
+    assert not get_settings().ui_users_file.exists()
 
 
 def test_ui_command_runs_streamlit_headless_on_the_bind_host_without_usage_stats() -> None:
@@ -150,4 +150,4 @@ def test_make_up_starts_the_ui_and_checks_streamlits_health_endpoint() -> None:
 
 def test_users_file_defaults_to_the_state_folder() -> None:
     settings = get_settings()
-    assert settings.resolved_ui_users_file == settings.state_dir / "ui" / "users.yaml"
+    assert settings.ui_users_file == settings.state_dir / "ui" / "users.yaml"

@@ -5,7 +5,10 @@ Airflow tasks, Slurm jobs and containers all call it, so every place runs the sa
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from ancora.cli import data, dispatch, model, serve, services, train, ui
 from ancora.cli.config import config_app
@@ -13,11 +16,28 @@ from ancora.cli.monitoring import alerts_app, drift_app
 from ancora.cli.sagemaker import provisioning_app, sagemaker_app
 from ancora.cli.stack import stack_app
 from ancora.cli.task_service import task_service_app
+from ancora.config import InvalidSettings
 from ancora.logs import configure_logging
 from ancora.private_files import restrict_umask
 
+INVALID_SETTINGS_EXIT_CODE = 2
+"""Like a usage error: the command was asked for with settings it cannot run with."""
+
+
+class AncoraGroup(TyperGroup):
+    """Settings that cannot be loaded end any command with their variables' names, not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own click.Context, which it does not export
+        try:
+            return super().invoke(ctx)
+        except InvalidSettings as problem:
+            typer.echo(f"Invalid settings:\n{problem}", err=True)
+            raise typer.Exit(INVALID_SETTINGS_EXIT_CODE) from None
+
+
 app = typer.Typer(
     name="ancora",
+    cls=AncoraGroup,
     help="Ancora MLOps stack: collect, train, serve.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -16,7 +16,7 @@ db_app = typer.Typer(help="Manage the raw-data store's schema.", no_args_is_help
 
 
 def open_store() -> RawRowStore:
-    return open_raw_store(get_settings().resolved_data_db_url)
+    return open_raw_store(get_settings().data_db_url)
 
 
 def collect(
@@ -77,5 +77,5 @@ def check(
 def upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply the Alembic migrations of the raw-data store."""
     settings = get_settings()
-    upgrade_schema(create_store_engine(settings.resolved_data_db_url), revision)
+    upgrade_schema(create_store_engine(settings.data_db_url), revision)
     typer.echo(f"raw-data store at revision {revision}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ancora.cli.faces import load_face
-from ancora.config import get_settings
+from ancora.config import ServingSettings, load_settings
 
 
 def serve(
@@ -18,7 +18,7 @@ def serve(
     from ancora import http_server
 
     create_app = load_face("ancora_inference.app", "serve").create_app
-    settings = get_settings()
+    settings = load_settings(ServingSettings)
     http_server.run(
         create_app(settings),
         host=settings.bind_host,

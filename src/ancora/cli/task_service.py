@@ -62,7 +62,7 @@ def add_user(
 
     if len(password) < 8:
         raise typer.BadParameter("use at least 8 characters", param_hint="password")
-    store = TaskStore.open(get_settings().resolved_remote_db_url)
+    store = TaskStore.open(get_settings().remote_db_url)
     created = store.add_user(username, hash_password(password), is_admin=admin)
     role = " (admin)" if admin else ""
     if created:
@@ -76,7 +76,7 @@ def remove_user(username: str = typer.Argument(..., help="Login name.")) -> None
     """Delete a user: their tokens stop working at once; their tasks stay (admins still see them)."""
     from ancora.remote.store import TaskStore
 
-    store = TaskStore.open(get_settings().resolved_remote_db_url)
+    store = TaskStore.open(get_settings().remote_db_url)
     if not store.remove_user(username):
         typer.echo(f"no user {username!r}", err=True)
         raise typer.Exit(1)
@@ -88,7 +88,7 @@ def list_users() -> None:
     """The users, one a line: name and role."""
     from ancora.remote.store import TaskStore
 
-    for user in TaskStore.open(get_settings().resolved_remote_db_url).list_users():
+    for user in TaskStore.open(get_settings().remote_db_url).list_users():
         typer.echo(f"{user.username}\t{'admin' if user.is_admin else 'user'}")
 
 

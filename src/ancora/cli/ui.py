@@ -67,7 +67,7 @@ def add_user(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         check_password(password)
-        store = UserStore(get_settings().resolved_ui_users_file)
+        store = UserStore(get_settings().ui_users_file)
         user, created = store.add(username, chosen_role, password)
     except UsersFileError as problem:
         typer.echo(f"error: {problem}", err=True)
@@ -81,7 +81,7 @@ def list_users() -> None:
     """Print each user's name and role (never a hash)."""
     from ancora.ui.users import UsersFileError, UserStore
 
-    store = UserStore(get_settings().resolved_ui_users_file)
+    store = UserStore(get_settings().ui_users_file)
     try:
         users = store.load()
     except UsersFileError as problem:
@@ -98,7 +98,7 @@ def remove_user(username: str = typer.Argument(..., help="Login name.")) -> None
     """Delete a user; an open session of theirs ends at its next page load."""
     from ancora.ui.users import UserStore
 
-    store = UserStore(get_settings().resolved_ui_users_file)
+    store = UserStore(get_settings().ui_users_file)
     if not store.remove(username):
         typer.echo(f"error: no user {username!r} in {store.path}", err=True)
         raise typer.Exit(1)

@@ -52,7 +52,7 @@ class AirflowClient(ServiceClient):
         )
         if password is None:
             raise AirflowError("no Airflow password: set ANCORA_AIRFLOW_PASSWORD")
-        return cls(settings.airflow_url, settings.airflow_username, password, timeout=timeout)
+        return cls(settings.airflow_api_url, settings.airflow_username, password, timeout=timeout)
 
     def login(self) -> str:
         try:

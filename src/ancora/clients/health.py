@@ -110,7 +110,7 @@ def _simple(component: str, service: str, url: str) -> Callable[[httpx.Client], 
 
 
 def _airflow(settings: Settings) -> Callable[[httpx.Client], list[Probe]]:
-    url = f"{settings.airflow_url}/api/v2/monitor/health"
+    url = f"{settings.airflow_api_url}/api/v2/monitor/health"
 
     def probe(http: httpx.Client) -> list[Probe]:
         answer = _get(http, url)
@@ -130,7 +130,7 @@ def _airflow(settings: Settings) -> Callable[[httpx.Client], list[Probe]]:
 
 
 def _mlflow(settings: Settings) -> Callable[[httpx.Client], list[Probe]]:
-    base = settings.resolved_mlflow_tracking_uri.rstrip("/")
+    base = settings.mlflow_tracking_uri.rstrip("/")
 
     def probe(http: httpx.Client) -> list[Probe]:
         probes = _simple("MLflow tracking server", MLFLOW, f"{base}/health")(http)
@@ -150,7 +150,7 @@ def _mlflow(settings: Settings) -> Callable[[httpx.Client], list[Probe]]:
 
 
 def _inference(settings: Settings) -> Callable[[httpx.Client], list[Probe]]:
-    base = settings.resolved_ui_inference_url
+    base = settings.ui_inference_url
 
     def probe(http: httpx.Client) -> list[Probe]:
         probes = _simple("Inference API", INFERENCE, f"{base}/health")(http)
@@ -193,7 +193,7 @@ def probe_all(settings: Settings, timeout: float = PROBE_TIMEOUT_SECONDS) -> lis
         _mlflow(settings),
         _inference(settings),
         _simple("Data API", DATA_API, f"{settings.data_api_url.rstrip('/')}/"),
-        _simple("Task service", TASK_SERVICE, f"{settings.resolved_task_service_url.rstrip('/')}/health"),
+        _simple("Task service", TASK_SERVICE, f"{settings.task_service_url.rstrip('/')}/health"),
     ]
     with (
         httpx.Client(timeout=timeout) as http,
@@ -206,7 +206,7 @@ def probe_all(settings: Settings, timeout: float = PROBE_TIMEOUT_SECONDS) -> lis
 def datalake_status(settings: Settings, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[str, Any] | None:
     """The inference API's datalake status, or None when it does not answer one."""
     with httpx.Client(timeout=timeout) as http:
-        answer = _get(http, f"{settings.resolved_ui_inference_url}/datalake/status")
+        answer = _get(http, f"{settings.ui_inference_url}/datalake/status")
     if answer.response is None or answer.response.status_code != 200:
         return None
     return _json(answer.response)

@@ -54,7 +54,7 @@ def error_detail(response: httpx.Response) -> str:
 class InferenceClient(ServiceClient):
     @classmethod
     def from_settings(cls, settings: Settings) -> InferenceClient:
-        return cls(settings.resolved_ui_inference_url, timeout=settings.ui_http_timeout_seconds)
+        return cls(settings.ui_inference_url, timeout=settings.ui_http_timeout_seconds)
 
     def as_user(self, username: str) -> InferenceClient:
         """Name the app's signed-in user on every call (X-Ancora-User); the prediction log keeps it."""

@@ -92,7 +92,7 @@ class MlflowRestClient(ServiceClient):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowRestClient:
-        return cls(settings.resolved_mlflow_tracking_uri, timeout=settings.ui_http_timeout_seconds)
+        return cls(settings.mlflow_tracking_uri, timeout=settings.ui_http_timeout_seconds)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

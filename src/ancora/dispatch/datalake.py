@@ -10,7 +10,6 @@ second dispatch that read the same rows, changes nothing the second time.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ancora.config import Settings
+from ancora.config import DispatchSettings
 from ancora.schema import FEATURE_NAMES
 
 IN_LIST_ROWS = 1000
@@ -50,29 +49,12 @@ class DatalakeLayout:
     marker: str | None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DatalakeLayout:
+    def from_settings(cls, settings: DispatchSettings) -> DatalakeLayout:
         schema, _, table = settings.datalake_table.rpartition(".")
         if not table.strip():
             raise DatalakeConfigError("ANCORA_DATALAKE_TABLE is empty")
         features = dict(zip(FEATURE_NAMES, FEATURE_NAMES, strict=True))
-        if settings.datalake_feature_columns.strip():
-            try:
-                mapping = json.loads(settings.datalake_feature_columns)
-            except ValueError as error:
-                raise DatalakeConfigError(f"ANCORA_DATALAKE_FEATURE_COLUMNS is not JSON: {error}") from None
-            if not isinstance(mapping, dict) or not all(
-                isinstance(value, str) and value for value in mapping.values()
-            ):
-                raise DatalakeConfigError(
-                    "ANCORA_DATALAKE_FEATURE_COLUMNS must be a JSON object of feature name to column name"
-                )
-            unknown = sorted(set(mapping) - set(FEATURE_NAMES))
-            if unknown:
-                raise DatalakeConfigError(
-                    f"ANCORA_DATALAKE_FEATURE_COLUMNS names unknown features: {', '.join(unknown)}; "
-                    f"the features are {', '.join(FEATURE_NAMES)}"
-                )
-            features.update(mapping)
+        features.update(settings.datalake_feature_columns)
         for variable, value in (
             ("ANCORA_DATALAKE_KEY_COLUMN", settings.datalake_key_column),
             ("ANCORA_DATALAKE_PREDICTION_COLUMN", settings.datalake_prediction_column),
@@ -258,10 +240,10 @@ class Datalake:
         return DatalakeStatus(True, self.layout.qualified_table, round(latency, 2), pending, None)
 
 
-def open_datalake(settings: Settings) -> Datalake:
+def open_datalake(settings: DispatchSettings) -> Datalake:
     """The configured datalake; raises DatalakeConfigError for settings that cannot work."""
     layout = DatalakeLayout.from_settings(settings)
-    url = settings.resolved_datalake_url
+    url = settings.datalake_url
     try:
         engine = create_datalake_engine(url, settings.datalake_connect_timeout_seconds)
     except (SQLAlchemyError, ImportError) as error:
@@ -269,9 +251,9 @@ def open_datalake(settings: Settings) -> Datalake:
     return Datalake(engine, layout)
 
 
-def default_sqlite_folder(settings: Settings) -> Path | None:
+def default_sqlite_folder(settings: DispatchSettings) -> Path | None:
     """The folder of the default demo datalake, which `ancora datalake seed` creates."""
-    parsed = make_url(settings.resolved_datalake_url)
+    parsed = make_url(settings.datalake_url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return Path(parsed.database).parent
     return None

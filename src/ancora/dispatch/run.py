@@ -196,7 +196,7 @@ def run_dispatch(
 
     Only an unreachable events database raises, since nothing could then be recorded.
     """
-    events = open_events_store(settings.resolved_dispatch_events_db_url)
+    events = open_events_store(settings.dispatch_events_db_url)
     try:
         return _run(events, settings, dag_run_id, max_rows, batch_rows, after_batch)
     finally:

@@ -96,7 +96,7 @@ def gate_streak_alert(settings: Settings) -> Alert | None:
     from mlflow import MlflowClient
 
     name = settings.registered_model_name
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
     versions = client.search_model_versions(f"name = '{name}'", max_results=200)
     decisions = [(str(v.version), v.tags.get("gate_decision", "")) for v in versions]
     streak = gate_streak(decisions, settings.alert_gate_streak)
@@ -122,4 +122,4 @@ def unhealthy_alert(service: str, since: datetime, detail: str | None, minutes: 
 
 
 def store_for(settings: Settings) -> MonitoringStore:
-    return open_monitoring_store(settings.resolved_dispatch_events_db_url)
+    return open_monitoring_store(settings.dispatch_events_db_url)

@@ -43,7 +43,7 @@ def champion(settings: Settings) -> Champion:
         ref = registry.current_version()
     except ChampionMissing as missing:
         raise NothingToCompare(f"no champion yet ({missing}): nothing to compare with") from missing
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri)
     version = client.get_model_version(settings.registered_model_name, ref.version)
     run_id = version.tags.get("run_id") or None
     through: int | None = None
@@ -57,7 +57,7 @@ def reference_rows(settings: Settings, champ: Champion) -> Reference:
     from ancora.store import open_raw_store, validated_rows_query
     from ancora.training.data import read_rows
 
-    store = open_raw_store(settings.resolved_data_db_url)
+    store = open_raw_store(settings.data_db_url)
     try:
         rows = read_rows(
             store.engine,
@@ -84,7 +84,7 @@ def batch_rows(settings: Settings, batch_number: int | None) -> tuple[int, pd.Da
     from ancora.store.tables import raw_rows
     from ancora.training.data import read_rows
 
-    store = open_raw_store(settings.resolved_data_db_url)
+    store = open_raw_store(settings.data_db_url)
     try:
         if batch_number is None:
             with store.engine.connect() as connection:
@@ -125,7 +125,7 @@ def batch_drift(settings: Settings, batch_number: int | None = None) -> DriftRep
 def served_drift(settings: Settings, end: datetime, hours: float | None = None) -> DriftReport:
     """The predictions logged in the window ``[end - hours, end)`` against the champion's training data."""
     start = end - timedelta(hours=hours or settings.drift_window_hours)
-    store = open_monitoring_store(settings.resolved_dispatch_events_db_url)
+    store = open_monitoring_store(settings.dispatch_events_db_url)
     served = store.predictions(start, end)
     if len(served) < settings.drift_min_rows:
         raise NothingToCompare(
@@ -147,12 +147,12 @@ def served_drift(settings: Settings, end: datetime, hours: float | None = None) 
 
 def publish(settings: Settings, report: DriftReport, store: MonitoringStore | None = None) -> DriftReport:
     """Store the report, and put it (HTML and JSON) on the champion's training run in MLflow."""
-    store = store or open_monitoring_store(settings.resolved_dispatch_events_db_url)
+    store = store or open_monitoring_store(settings.dispatch_events_db_url)
     store.save_drift(report)
     if report.reference_run_id:
         from mlflow import MlflowClient
 
-        client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+        client = MlflowClient(settings.mlflow_tracking_uri)
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", report.subject).strip("-")
         folder = f"drift/{report.kind}"
         client.log_text(report.reference_run_id, report_html(report), f"{folder}/{name}.html")

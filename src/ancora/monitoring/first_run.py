@@ -60,7 +60,7 @@ def champion_missing_reason(settings: Settings) -> str | None:
 def validated_rows(settings: Settings) -> int:
     from ancora.store import open_raw_store
 
-    store = open_raw_store(settings.resolved_data_db_url)
+    store = open_raw_store(settings.data_db_url)
     try:
         return store.stats(settings.group_number).total_rows
     finally:

@@ -10,24 +10,21 @@ down; that is what it reports.
 from __future__ import annotations
 
 import functools
-import json
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from ancora.clients.health import DATALAKE, INFERENCE, SERVICE_NAMES, probe_all
-from ancora.config import Settings
+from ancora.config import ExtraHost, Settings
 from ancora.monitoring.alerts import Alert, unhealthy_alert
 from ancora.monitoring.store import HealthState, MonitoringStore
 
 CHECK_TIMEOUT_SECONDS = 5.0
 SERVED_MODEL = "Served model"
 """The inference probe's readiness component; not ready while no champion exists is no outage."""
-KINDS = ("tcp", "tls", "dns")
 
 
 @dataclass(frozen=True)
@@ -38,43 +35,6 @@ class HostCheck:
     ok: bool
     detail: str
     latency_ms: float | None
-
-
-class ExtraHostsInvalid(ValueError):
-    """ANCORA_MONITOR_EXTRA_HOSTS is not a list of checks; the message names the entry and field."""
-
-
-def parse_extra_hosts(text: str) -> list[dict[str, Any]]:
-    try:
-        entries = json.loads(text or "[]")
-    except json.JSONDecodeError as error:
-        raise ExtraHostsInvalid(f"ANCORA_MONITOR_EXTRA_HOSTS is not JSON: {error}") from None
-    if not isinstance(entries, list):
-        raise ExtraHostsInvalid("ANCORA_MONITOR_EXTRA_HOSTS must be a JSON list of checks")
-    checks = []
-    for number, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict) or not isinstance(entry.get("host"), str) or not entry["host"]:
-            raise ExtraHostsInvalid(f"ANCORA_MONITOR_EXTRA_HOSTS entry {number}: 'host' (text) is required")
-        kind = entry.get("kind", "tcp")
-        if kind not in KINDS:
-            raise ExtraHostsInvalid(
-                f"ANCORA_MONITOR_EXTRA_HOSTS entry {number}: 'kind' must be one of {KINDS}"
-            )
-        port = entry.get("port", 443 if kind == "tls" else None)
-        if kind != "dns" and not (isinstance(port, int) and 0 < port < 65536):
-            raise ExtraHostsInvalid(
-                f"ANCORA_MONITOR_EXTRA_HOSTS entry {number}: 'port' (1..65535) is required"
-            )
-        checks.append(
-            {
-                "name": str(entry.get("name") or f"{kind} {entry['host']}"),
-                "kind": kind,
-                "host": entry["host"],
-                "port": port,
-                "warn_days": float(entry.get("warn_days", 14)),
-            }
-        )
-    return checks
 
 
 def _timed(check: Callable[[], str]) -> tuple[bool, str, float | None]:
@@ -120,22 +80,18 @@ def check_tls(host: str, port: int, warn_days: float, context: ssl.SSLContext | 
 
 def run_extra_checks(settings: Settings, tls_context: ssl.SSLContext | None = None) -> list[HostCheck]:
     results = []
-    for check in parse_extra_hosts(settings.monitor_extra_hosts):
-        host, port, kind = str(check["host"]), check["port"], str(check["kind"])
-        target = host if kind == "dns" else f"{host}:{port}"
-        ok, detail, latency = _timed(
-            functools.partial(_run_one, kind, host, port, check["warn_days"], tls_context)
-        )
-        results.append(HostCheck(str(check["name"]), kind, target, ok, detail, latency))
+    for check in settings.monitor_extra_hosts:
+        ok, detail, latency = _timed(functools.partial(_run_one, check, tls_context))
+        results.append(HostCheck(check.name, check.kind, check.target, ok, detail, latency))
     return results
 
 
-def _run_one(kind: str, host: str, port: int, warn_days: float, tls_context: ssl.SSLContext | None) -> str:
-    if kind == "tcp":
-        return check_tcp(host, port)
-    if kind == "tls":
-        return check_tls(host, port, warn_days, tls_context)
-    return check_dns(host)
+def _run_one(check: ExtraHost, tls_context: ssl.SSLContext | None) -> str:
+    if check.kind == "dns" or check.port is None:  # the settings give tcp and tls checks a port
+        return check_dns(check.host)
+    if check.kind == "tls":
+        return check_tls(check.host, check.port, check.warn_days, tls_context)
+    return check_tcp(check.host, check.port)
 
 
 def _no_champion_yet(settings: Settings) -> bool:

@@ -32,7 +32,7 @@ from ancora.config import Settings
 from ancora.remote import execution, tracking
 from ancora.remote.archive import UnsafeArchive, ZipLimits, unpack_zip
 from ancora.remote.jobs import EXECUTION_MODES, InvalidJob, build_argv, check_model_params, check_name
-from ancora.remote.runners.base import locations, runner_class
+from ancora.remote.runners.base import runner_class
 from ancora.remote.status import TaskStatus
 from ancora.remote.store import Task, TaskStore, User, new_task_id, now
 from ancora.remote.tracking import TrackingUnavailable
@@ -123,10 +123,10 @@ def folder_bytes(folder: Path) -> int:
 class TaskService:
     def __init__(self, settings: Settings, store: TaskStore | None = None) -> None:
         self.settings = settings
-        self.store = store or TaskStore.open(settings.resolved_remote_db_url)
+        self.store = store or TaskStore.open(settings.remote_db_url)
         harden_state(settings)
         self.runners = execution.Runners(settings)
-        self.locations = locations(settings)
+        self.locations = settings.remote_locations
         for kind in set(self.locations.values()):
             runner_class(kind)
         self._followers: dict[str, threading.Thread] = {}
@@ -280,7 +280,7 @@ class TaskService:
                 execution_mode=fields.execution_mode,
                 experiment_name=fields.experiment_name,
                 execution_command=fields.execution_command,
-                tracking_uri=fields.tracking_uri or self.settings.resolved_mlflow_tracking_uri,
+                tracking_uri=fields.tracking_uri or self.settings.mlflow_tracking_uri,
                 instance_type=fields.instance_type,
                 account=fields.account,
                 model_params=params,

@@ -13,12 +13,9 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-
+from ancora.config.remote import SBATCH_VALUE, InstanceType
 from ancora.remote.jobs import InvalidJob
 
-SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+-]*$")
-TIME_LIMIT = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
 JOB_ID = re.compile(r"^\d+(_\d+)?$")
 LOG_NAME = "job.log"
 KEPT_VARIABLES = (
@@ -32,38 +29,6 @@ starts, ``mlflow run`` does, sources ~/.bashrc as an SSH login would), is unset 
 operator's set-up and the task's own variables."""
 
 
-class InstanceType(BaseModel):
-    """One ``instance_type`` of the client on the cluster."""
-
-    partition: str = Field(pattern=SBATCH_VALUE.pattern)
-    gpus: int = Field(default=0, ge=0)
-    time_limit: str = Field(default="01:00:00", pattern=TIME_LIMIT.pattern)
-    cpus: int = Field(default=1, ge=1)
-    mem: str | None = Field(default=None, pattern=SBATCH_VALUE.pattern)
-
-
-_instance_types = TypeAdapter(dict[str, InstanceType])
-_accounts = TypeAdapter(dict[str, str])
-
-
-def parse_instance_types(text: str) -> dict[str, InstanceType]:
-    try:
-        return _instance_types.validate_json(text)
-    except ValidationError as problem:
-        raise ValueError(f"ANCORA_HPC_INSTANCE_TYPES is not a valid map: {problem}") from problem
-
-
-def parse_accounts(text: str) -> dict[str, str]:
-    try:
-        accounts = _accounts.validate_json(text)
-    except ValidationError as problem:
-        raise ValueError(f"ANCORA_HPC_ACCOUNTS is not a JSON map of names: {problem}") from problem
-    for slurm_account in accounts.values():
-        if not SBATCH_VALUE.fullmatch(slurm_account):
-            raise ValueError(f"Slurm account {slurm_account!r} in ANCORA_HPC_ACCOUNTS has odd characters")
-    return accounts
-
-
 @dataclass(frozen=True)
 class ClusterPlan:
     """Where a job goes on the cluster, resolved from the client's instance_type and account."""
@@ -72,14 +37,14 @@ class ClusterPlan:
     slurm_account: str
 
 
-def plan_for(instance_type: str, account: str, instance_types: str, accounts: str) -> ClusterPlan:
-    types = parse_instance_types(instance_types)
-    known_accounts = parse_accounts(accounts)
+def plan_for(
+    instance_type: str, account: str, types: Mapping[str, InstanceType], accounts: Mapping[str, str]
+) -> ClusterPlan:
     if instance_type not in types:
         raise InvalidJob(f"instance_type {instance_type!r} is not offered; choose one of {sorted(types)}")
-    if account not in known_accounts:
+    if account not in accounts:
         raise InvalidJob(f"account {account!r} may not submit to this cluster")
-    return ClusterPlan(instance=types[instance_type], slurm_account=known_accounts[account])
+    return ClusterPlan(instance=types[instance_type], slurm_account=accounts[account])
 
 
 def render_batch_script(

@@ -99,10 +99,10 @@ def resolve_locations(request: ProvisionRequest, settings: Settings) -> Provisio
     changes: dict[str, str] = {}
     artifact = request.model_artifact_location
     if artifact:
-        resolved = resolve_artifact_location(artifact, settings.resolved_byom_assets_root)
+        resolved = resolve_artifact_location(artifact, settings.byom_assets_root)
         check_under_roots(
             resolved,
-            settings.resolved_byom_artifact_roots,
+            settings.byom_artifact_roots,
             "model_artifact_location",
             "ANCORA_BYOM_ARTIFACT_ROOTS",
             shown=artifact,
@@ -113,8 +113,6 @@ def resolve_locations(request: ProvisionRequest, settings: Settings) -> Provisio
         if not value:
             continue
         resolved = resolve_data_location(value, field)
-        check_under_roots(
-            resolved, settings.resolved_byom_data_roots, field, "ANCORA_BYOM_DATA_ROOTS", shown=value
-        )
+        check_under_roots(resolved, settings.byom_data_roots, field, "ANCORA_BYOM_DATA_ROOTS", shown=value)
         changes[field] = resolved
     return request.with_locations(changes)

@@ -44,7 +44,7 @@ class Deleted:
 class Provisioner:
     def __init__(self, settings: Settings, target: Target | None = None) -> None:
         self.settings = settings
-        self.registry = PipelineRegistry(settings.resolved_provisioning_db_url)
+        self.registry = PipelineRegistry(settings.provisioning_db_url)
         self.target = target or build_target(settings, self.registry)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()

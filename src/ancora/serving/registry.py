@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ancora.config import Settings
+from ancora.config import ModelSettings
 from ancora.schema import COVER_TYPE_NAMES, FEATURES, NUMERIC
 from ancora.serving.engines import (
     ENGINE_ONNXRUNTIME,
@@ -97,7 +97,7 @@ class ServedModel:
         return predict_columns(self.estimator, self.compiled, columns)
 
 
-def configure_mlflow_http(settings: Settings) -> None:
+def configure_mlflow_http(settings: ModelSettings) -> None:
     """Bound the MLflow client's HTTP calls in this process.
 
     Its defaults (120 s timeout, 7 retries with exponential backoff) would keep one registry check
@@ -120,13 +120,13 @@ def contract_row() -> tuple[int | str, ...]:
 class ModelRegistry:
     """Reads one alias of one registered model and loads the version it points at."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ModelSettings) -> None:
         from mlflow import MlflowClient
 
         self.name = settings.registered_model_name
         self.alias = settings.serving_alias
-        self.registry_uri = settings.resolved_mlflow_tracking_uri
-        self.cache_dir = settings.resolved_model_cache_dir
+        self.registry_uri = settings.mlflow_tracking_uri
+        self.cache_dir = settings.model_cache_dir
         self.n_jobs = settings.serving_n_jobs
         self.use_compiled = settings.serving_compiled
         self.call_rows: int | None = None

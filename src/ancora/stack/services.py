@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic_core import to_jsonable_python
 
 from ancora.airflow_env import airflow_environment, passwords_file
 from ancora.config import Settings
@@ -77,11 +78,14 @@ class Stack:
 
 
 def _env_value(value: object) -> str:
+    """A setting as its variable spells it, so the child parses back the same value."""
     if hasattr(value, "get_secret_value"):
         return str(value.get_secret_value())
     if isinstance(value, str | Path | int | float | bool):
         return str(value)
-    return json.dumps(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)  # the comma-separated roots
+    return json.dumps(to_jsonable_python(value))
 
 
 def ancora_environment(settings: Settings) -> dict[str, str]:
@@ -96,11 +100,6 @@ def ancora_environment(settings: Settings) -> dict[str, str]:
         for name, value in settings
         if value is not None and name in type(settings).model_fields
     }
-    environment["ANCORA_DATA_DB_URL"] = settings.resolved_data_db_url
-    environment["ANCORA_SIMULATOR_STATE_PATH"] = str(settings.resolved_simulator_state_path)
-    environment["ANCORA_MLFLOW_TRACKING_URI"] = settings.resolved_mlflow_tracking_uri
-    environment["ANCORA_MLFLOW_BACKEND_STORE_URI"] = settings.resolved_mlflow_backend_store_uri
-    environment["ANCORA_MLFLOW_ARTIFACTS_DESTINATION"] = settings.resolved_mlflow_artifacts_destination
     if "data_api_url" not in settings.model_fields_set:
         environment["ANCORA_DATA_API_URL"] = settings.simulator_url
     return environment
@@ -115,14 +114,14 @@ def native_stack(settings: Settings) -> Stack:
     """The services `make up` runs, every one on ``settings.bind_host``."""
     python = sys.executable
     airflow = (python, "-m", "airflow")
-    airflow_health = f"{settings.airflow_url}/api/v2/monitor/health"
+    airflow_health = f"{settings.airflow_api_url}/api/v2/monitor/health"
     after_migration = ("airflow-db-migrate",)
     mlflow_url = f"http://{settings.bind_host}:{settings.mlflow_port}"
 
     mlflow = [
         python, "-m", "mlflow", "server",
-        "--backend-store-uri", settings.resolved_mlflow_backend_store_uri,
-        "--artifacts-destination", settings.resolved_mlflow_artifacts_destination,
+        "--backend-store-uri", settings.mlflow_backend_store_uri,
+        "--artifacts-destination", settings.mlflow_artifacts_destination,
         "--serve-artifacts",
         "--host", settings.bind_host,
         "--port", str(settings.mlflow_port),
@@ -151,7 +150,7 @@ def native_stack(settings: Settings) -> Stack:
             name="airflow-api-server",
             argv=(*airflow, "api-server"),
             health=HealthCheck(airflow_health, airflow_component_healthy("metadatabase")),
-            url=settings.airflow_url,
+            url=settings.airflow_api_url,
             needs=after_migration,
         ),
         Service(
@@ -198,7 +197,7 @@ def native_stack(settings: Settings) -> Stack:
         environment=lambda: child_environment(settings),
         notes=(
             f"Airflow login: user 'admin', password in {passwords_file(settings)}",
-            f"Streamlit app users: {settings.resolved_ui_users_file} "
+            f"Streamlit app users: {settings.ui_users_file} "
             "(first admin: `uv run ancora users add --role Admin <name>`)",
         ),
     )

@@ -183,9 +183,9 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
     Raises TrainingDataError when the data cannot support training (nothing is registered; more data
     is needed, not a retry) and TrackingUnavailable or MlflowException when MLflow fails (retry).
     """
-    tracking_uri = settings.resolved_mlflow_tracking_uri
+    tracking_uri = settings.mlflow_tracking_uri
     check_tracking_server(tracking_uri)
-    store = open_raw_store(settings.resolved_data_db_url)
+    store = open_raw_store(settings.data_db_url)
     engine = store.engine
     group = settings.group_number
 
@@ -217,7 +217,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
     mlflow.set_experiment(settings.mlflow_experiment)
     client = MlflowClient(tracking_uri=tracking_uri)
     model_name = settings.registered_model_name
-    store_url = settings.resolved_data_db_url
+    store_url = settings.data_db_url
     training_dataset = as_dataset(training, store_url, f"covertype-group{group}-training")
     evaluation_dataset = as_dataset(evaluation, store_url, f"covertype-group{group}-eval-v{eval_set.version}")
     example = input_example(train_x)

@@ -66,7 +66,7 @@ def covertype_collect() -> None:
         from ancora.store import open_raw_store
 
         settings = get_settings()
-        store = open_raw_store(settings.resolved_data_db_url)
+        store = open_raw_store(settings.data_db_url)
         try:
             return fetch_to_staging(
                 store,
@@ -83,7 +83,7 @@ def covertype_collect() -> None:
         from ancora.collection import validate_staged
         from ancora.store import open_raw_store
 
-        return validate_staged(open_raw_store(get_settings().resolved_data_db_url), _run_id())
+        return validate_staged(open_raw_store(get_settings().data_db_url), _run_id())
 
     @task
     def store(validated: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def covertype_collect() -> None:
         from ancora.store import open_raw_store
 
         settings = get_settings()
-        raw_store = open_raw_store(settings.resolved_data_db_url)
+        raw_store = open_raw_store(settings.data_db_url)
         return store_staged(raw_store, settings.group_number, _run_id()).to_dict()
 
     @task(outlets=[raw_covertype])

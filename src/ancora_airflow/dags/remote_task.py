@@ -56,7 +56,7 @@ def remote_task() -> None:
         settings = get_settings()
         runners = Runners(settings)
         try:
-            store = TaskStore.open(settings.resolved_remote_db_url)
+            store = TaskStore.open(settings.remote_db_url)
             submitted = start(store, runners, task_id, record_failure=last_try)
         finally:
             runners.close()

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from ancora.config import Settings
+from ancora.config import ServingSettings
 from ancora.dispatch.datalake import Datalake, DatalakeConfigError, describe_error, open_datalake
 from ancora.dispatch.events import DispatchRecord, EventsStore, open_events_store
 from ancora.schema import COVER_TYPE_NAMES
@@ -33,14 +33,14 @@ EVENTS_DOWN: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _events(request: Request, settings: Settings) -> EventsStore:
+def _events(request: Request, settings: ServingSettings) -> EventsStore:
     store: EventsStore | None = getattr(request.app.state, "dispatch_events", None)
     if store is None:
         with _opening:
             store = getattr(request.app.state, "dispatch_events", None)
             if store is None:
                 try:
-                    store = open_events_store(settings.resolved_dispatch_events_db_url)
+                    store = open_events_store(settings.dispatch_events_db_url)
                 except SQLAlchemyError as error:
                     raise _events_down(error) from None
                 request.app.state.dispatch_events = store
@@ -181,7 +181,7 @@ def get_dispatch(dispatch_id: str, request: Request, runtime: RuntimeDep) -> Res
     return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
-def _datalake(request: Request, settings: Settings) -> Datalake:
+def _datalake(request: Request, settings: ServingSettings) -> Datalake:
     datalake: Datalake | None = getattr(request.app.state, "datalake", None)
     if datalake is None:
         datalake = open_datalake(settings)

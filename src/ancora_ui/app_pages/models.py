@@ -14,7 +14,7 @@ from ancora_ui.widgets import calling, inference_client, mlflow_client, require_
 
 user = require_page(Page.MODELS)
 current = settings()
-public = current.resolved_ui_mlflow_public_url
+public = current.ui_mlflow_public_url
 name = current.registered_model_name
 st.title(f"Registered model `{name}`")
 st.link_button("Open the MLflow UI", public, icon=":material/open_in_new:")

@@ -28,7 +28,7 @@ COLLECT_RUNS_READ = 50
 
 require_page(Page.MONITOR)
 current = settings()
-public = current.resolved_ui_airflow_public_url
+public = current.ui_airflow_public_url
 st.title("Monitor")
 
 
@@ -172,12 +172,12 @@ def show_first_champion() -> None:
 
 def show_monitoring_store() -> None:
     """The events database: its status, drift over time, the class mix, alerts, extra hosts."""
-    from ancora.monitoring.health_watch import ExtraHostsInvalid, run_extra_checks
+    from ancora.monitoring.health_watch import run_extra_checks
     from ancora.monitoring.store import open_monitoring_store
 
     st.subheader("Events database")
     try:
-        store = open_monitoring_store(current.resolved_dispatch_events_db_url)
+        store = open_monitoring_store(current.dispatch_events_db_url)
         status = store.status()
     except Exception as problem:
         st.error(f"The events database cannot be opened: {problem}")
@@ -225,11 +225,7 @@ def show_monitoring_store() -> None:
         )
     else:
         st.caption("No alert raised in this period.")
-    try:
-        checks = run_extra_checks(current)
-    except ExtraHostsInvalid as problem:
-        st.error(str(problem))
-        return
+    checks = run_extra_checks(current)
     if checks:
         st.subheader("Extra hosts")
         st.dataframe(

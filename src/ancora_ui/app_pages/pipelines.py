@@ -15,7 +15,7 @@ from ancora_ui.widgets import airflow_client, calling, flash, require_page, serv
 
 user = require_page(Page.PIPELINES)
 current = settings()
-public = current.resolved_ui_airflow_public_url
+public = current.ui_airflow_public_url
 WATCHED = "pipelines_watched_runs"
 PENDING = "pipelines_pending_trigger"
 

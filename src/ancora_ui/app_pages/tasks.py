@@ -35,7 +35,7 @@ def connection() -> Server_connection:
     return Server_connection(
         username=username,
         password=secret.get_secret_value(),  # type: ignore[union-attr]
-        url=current.resolved_task_service_url,
+        url=current.task_service_url,
     )
 
 
@@ -43,7 +43,7 @@ def tasks_list() -> None:
     try:
         tasks = expect(connection().request("GET", "/tasks"), 200).json()
     except (ValueError, OSError) as problem:
-        st.error(f"The task service at {current.resolved_task_service_url} did not answer: {problem}")
+        st.error(f"The task service at {current.task_service_url} did not answer: {problem}")
         return
     mine = views.visible_tasks(tasks, user.username, admin)
     st.caption("Everyone's tasks (Admin)." if admin else f"Tasks submitted as `{user.username}`.")
@@ -51,7 +51,7 @@ def tasks_list() -> None:
         st.info("No remote task yet. Submit one with the client library (`Submitter(...).submit_task()`).")
         return
     st.dataframe(
-        views.tasks_frame(mine, current.resolved_ui_mlflow_public_url),
+        views.tasks_frame(mine, current.ui_mlflow_public_url),
         hide_index=True,
         column_config={"MLflow": st.column_config.LinkColumn("MLflow", display_text="open run")},
     )

@@ -9,7 +9,6 @@ is one more subclass decorated with ``@register_runner("sagemaker")`` in a modul
 from __future__ import annotations
 
 import importlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,16 +92,6 @@ def runner_class(kind: str) -> type[Runner]:
             raise KeyError(f"no runner of kind {kind!r}; known kinds: {sorted(RUNNER_MODULES)}")
         importlib.import_module(module)
     return _REGISTRY[kind]
-
-
-def locations(settings: Settings) -> dict[str, str]:
-    """``runner_location`` name to runner kind, from ``ANCORA_REMOTE_LOCATIONS``."""
-    mapping = json.loads(settings.remote_locations)
-    if not isinstance(mapping, dict) or not all(
-        isinstance(name, str) and isinstance(kind, str) for name, kind in mapping.items()
-    ):
-        raise ValueError("ANCORA_REMOTE_LOCATIONS must be a JSON object of names to runner kinds")
-    return mapping
 
 
 def build_runner(kind: str, settings: Settings) -> Runner:

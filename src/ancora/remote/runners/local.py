@@ -83,7 +83,7 @@ def job_account(settings: Settings) -> JobAccount | None:
 
 def work_root(settings: Settings) -> Path:
     """The work root, created 0711 and owned by the service; refused if someone else could swap it."""
-    root = settings.resolved_remote_local_work_root
+    root = settings.remote_local_work_root
     if root.resolve().is_relative_to(settings.state_dir.resolve()):
         raise InvalidJob("ANCORA_REMOTE_LOCAL_WORK_ROOT must lie outside the state folder")
     try:
@@ -151,7 +151,7 @@ class LocalRunner(Runner):
         (job_dir / "tmp").mkdir()
         _give(job_dir, account)
         environment = {
-            "PATH": self.settings.resolved_remote_local_job_path,
+            "PATH": self.settings.remote_local_job_path,
             "HOME": str(job_dir),
             "TMPDIR": str(job_dir / "tmp"),
             "LANG": "C.UTF-8",
@@ -172,7 +172,7 @@ class LocalRunner(Runner):
             [sys.executable, "-m", "ancora.remote.local_job", str(control)],
             cwd=control,
             env={
-                "PATH": self.settings.resolved_remote_local_job_path,
+                "PATH": self.settings.remote_local_job_path,
                 "HOME": str(control),
                 "LANG": "C.UTF-8",
             },
@@ -222,6 +222,6 @@ class LocalRunner(Runner):
         except (OSError, ValueError):
             return
         job_dir = Path(str(spec.get("job_dir", "")))
-        root = self.settings.resolved_remote_local_work_root.resolve()
+        root = self.settings.remote_local_work_root.resolve()
         if job_dir.name and job_dir.resolve().parent == root:
             shutil.rmtree(job_dir, ignore_errors=True)

@@ -27,7 +27,7 @@ class RemoteJobOperator(BaseOperator):
         from ancora.config import get_settings
         from ancora.remote.store import TaskStore
 
-        return TaskStore.open(get_settings().resolved_remote_db_url)
+        return TaskStore.open(get_settings().remote_db_url)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from ancora.config import get_settings

@@ -33,7 +33,7 @@ class RemoteJobTrigger(BaseTrigger):
         from ancora.remote.store import TaskStore
 
         settings = get_settings()
-        return TaskStore.open(settings.resolved_remote_db_url), Runners(settings)
+        return TaskStore.open(settings.remote_db_url), Runners(settings)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from ancora.remote.execution import refresh
