@@ -29,6 +29,7 @@ import httpx
 import pandas as pd
 import psutil
 
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.schema import FEATURE_NAMES
 from ancora.serving.rows import EXAMPLE_ROW
 from benchmarks.machine import describe_machine
@@ -37,7 +38,7 @@ from tests.support.mlflow_server import running_mlflow_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-DATA = ROOT / "data" / "covertype" / "covertype.csv"
+DATA = shipped_dataset(COVERTYPE_CSV)
 ROW = json.dumps(EXAMPLE_ROW)
 CSV_HEADER = ",".join(FEATURE_NAMES)
 

@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.schema import FEATURE_NAMES
 from benchmarks.machine import describe_machine
 from tests.support.inference import LoggedModel, register, running_inference, wait_ready
@@ -51,7 +52,7 @@ from tests.support.simulator import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = ROOT / "data" / "covertype" / "covertype.csv"
+DEFAULT_DATA = shipped_dataset(COVERTYPE_CSV)
 CONCURRENCY = (1, 8, 32)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
