@@ -348,7 +348,9 @@ def test_monitor_plots_drift_class_mix_alerts_and_extra_hosts(browser: Any, stac
     page.get_by_role("heading", name="Alerts").wait_for()
     page.get_by_text("Events database (sqlite) answers in").wait_for()
     page.get_by_role("heading", name="Extra hosts").wait_for()
-    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2, "drift over time and the class mix"
+    # The page reruns every 2 s; a chart is mounted again after each rerun, so count until both are drawn.
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    assert wait_for(lambda: charts.count() >= 2 or None, 30, every=0.5), "drift over time and the class mix"
     no_exception(page)
     shot(page, "monitor-top")
     page.get_by_role("heading", name="Events database").scroll_into_view_if_needed()
