@@ -45,6 +45,7 @@ import pandas as pd
 
 from ancora.locations import COVERTYPE_CSV, shipped_dataset
 from ancora.schema import FEATURE_NAMES
+from ancora_inference.heap import SETTLE_SECONDS as HEAP_SETTLE_SECONDS
 from benchmarks.machine import describe_machine
 from tests.support.inference import LoggedModel, register, running_inference, wait_ready
 from tests.support.mlflow_server import running_mlflow_server, stop_process
@@ -287,6 +288,7 @@ def serve_ancora(
 ) -> tuple[list[Any], dict[str, Any], dict[str, float], dict[str, Any]]:
     with running_inference(workdir, tracking_uri, poll_seconds=10, extra_env=extra) as url:
         wait_ready(url, timeout=300)
+        time.sleep(HEAP_SETTLE_SECONDS + 1)  # the heap pass after the first load (~150 ms) is not measured
         server = pid_listening_on(int(url.rsplit(":", 1)[1]))
         assert server is not None, "cannot find the ancora serve process"
         engine = httpx.get(f"{url}/models").json()["engine"]

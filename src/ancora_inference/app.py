@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from ancora.config import ServingSettings, load_settings
 from ancora.serving.errors import reported_errors
@@ -36,7 +37,24 @@ TAGS = [
 ]
 
 
-def create_app(settings: ServingSettings | None = None) -> FastAPI:
+class InferenceAPI(FastAPI):
+    """FastAPI with the common ``POST /predict`` answered before its middleware stack
+    (``predict.PredictFastPath``); every other request goes through the stack unchanged."""
+
+    predict_fast_path: predict.PredictFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast_path = self.predict_fast_path
+        if fast_path is not None and fast_path.handles(scope):
+            await fast_path(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def through_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: ServingSettings | None = None) -> InferenceAPI:
     settings = settings or load_settings(ServingSettings)
     runtime = ServingRuntime(settings)
 
@@ -48,7 +66,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = InferenceAPI(
         title="Ancora inference API",
         version="1.0",
         description=DESCRIPTION,
@@ -62,8 +80,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         """FastAPI's 422 format, with each value shown as a short preview and at most 50 items."""
         return JSONResponse({"detail": reported_errors(error.errors())}, status_code=422)
 
-    # The last added is the outermost: metrics, then body limits, then the /predict fast path.
-    app.add_middleware(predict.PredictFastPath, runtime=runtime)
+    # Before the stack: the /predict fast path. In it, the last added is the outermost: metrics, then
+    # body limits.
+    app.predict_fast_path = predict.PredictFastPath(app.through_stack, runtime)
     app.add_middleware(
         BodyLimits,
         max_bytes=predict.body_limits(settings.inference_batch_max_rows),

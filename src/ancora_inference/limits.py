@@ -49,7 +49,7 @@ class BodyLimits:
         limit = self.max_bytes.get(scope["path"], self.default_max_bytes)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _refuse(send, 413, str(BodyTooLarge(limit)))
+            await refuse(send, 413, str(BodyTooLarge(limit)))
             return
         deadline = asyncio.get_running_loop().time() + self.timeout_seconds
         received = 0
@@ -82,7 +82,7 @@ class BodyLimits:
         except (BodyTooLarge, BodyTooSlow) as error:
             if started:
                 raise
-            await _refuse(send, 413 if isinstance(error, BodyTooLarge) else 408, str(error))
+            await refuse(send, 413 if isinstance(error, BodyTooLarge) else 408, str(error))
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -92,7 +92,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def refuse(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [
         (b"content-type", b"application/json"),

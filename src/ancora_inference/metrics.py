@@ -91,6 +91,11 @@ class ServingMetrics:
         )
         for outcome in ("written", "dropped_queue_full", "dropped_write_error", "sampled_out"):
             self.prediction_log_rows.labels(outcome)
+        # Labelled children looked up once: ``labels()`` costs more than the count itself, and every
+        # request pays it on the hot path.
+        self._request_counts: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
+        self._class_counts: dict[tuple[int, str], Any] = {}
 
     def count_log_rows(self, outcome: str, rows: int) -> None:
         self.prediction_log_rows.labels(outcome).inc(rows)
@@ -117,10 +122,31 @@ class ServingMetrics:
         self.last_check_failed.set(0)
 
     def count_predictions(self, model: ServedModel, winners: np.ndarray[Any, Any]) -> None:
+        if len(winners) <= len(model.classes):
+            for winner in winners.tolist():
+                self._class_count(model.classes[winner], model.class_names[winner]).inc()
+            return
         counts: Sequence[int] = np.bincount(winners, minlength=len(model.classes)).tolist()
         for label, name, count in zip(model.classes, model.class_names, counts, strict=True):
             if count:
-                self.predictions.labels(str(label), name).inc(count)
+                self._class_count(label, name).inc(count)
+
+    def _class_count(self, label: int, name: str) -> Any:
+        child = self._class_counts.get((label, name))
+        if child is None:
+            child = self._class_counts[(label, name)] = self.predictions.labels(str(label), name)
+        return child
+
+    def count_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        counter = self._request_counts.get((route, method, status))
+        if counter is None:
+            counter = self.requests.labels(route, method, str(status))
+            self._request_counts[(route, method, status)] = counter
+        counter.inc()
+        latency = self._latencies.get((route, method))
+        if latency is None:
+            latency = self._latencies[(route, method)] = self.latency.labels(route, method)
+        latency.observe(seconds)
 
 
 class MetricsMiddleware:
@@ -148,6 +174,4 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = route.path if isinstance(route, Route) else "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(template, method, str(status)).inc()
-            self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
+            self.metrics.count_request(template, scope["method"], status, time.perf_counter() - start)

@@ -6,6 +6,9 @@ watcher's checks fail against a closed port and keep the model serving, as they 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,3 +91,69 @@ def test_a_clean_row_never_reaches_the_route(client: TestClient, monkeypatch: py
 
     monkeypatch.setattr(predict_routes, "parse_json_row", route_parser)
     assert client.post("/predict", json=EXAMPLE_ROW).status_code == 200
+
+
+def asgi_post(client: TestClient, messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> Any:
+    """POST /predict straight to the ASGI app, the body in the given messages (then nothing more)."""
+
+    async def exchange() -> tuple[int, bytes]:
+        pending = list(messages)
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            if pending:
+                return pending.pop(0)
+            await asyncio.sleep(3600)  # a client that sends nothing more
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+            "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+        await client.app(scope, receive, send)  # type: ignore[arg-type]
+        body = b"".join(message.get("body", b"") for message in sent[1:])
+        return sent[0]["status"], body
+
+    return client.portal.call(exchange)  # type: ignore[union-attr]
+
+
+JSON_HEAD = [(b"content-type", b"application/json")]
+
+
+def test_a_body_in_two_parts_is_answered_through_the_stack(client: TestClient) -> None:
+    body = json.dumps(EXAMPLE_ROW).encode()
+    parts = [
+        {"type": "http.request", "body": body[:50], "more_body": True},
+        {"type": "http.request", "body": body[50:], "more_body": False},
+    ]
+    status, answer = asgi_post(client, parts, [*JSON_HEAD, (b"content-length", str(len(body)).encode())])
+    assert status == 200, answer
+    assert json.loads(answer)["model_version"] == "4"
+
+
+def test_a_chunked_body_is_answered_through_the_stack(client: TestClient) -> None:
+    body = json.dumps(EXAMPLE_ROW).encode()
+    status, answer = asgi_post(client, [{"type": "http.request", "body": body}], JSON_HEAD)
+    assert status == 200, answer
+
+
+def test_a_body_that_never_comes_gets_408_and_is_counted(client: TestClient) -> None:
+    client.app.state.runtime.settings.inference_body_timeout_seconds = 0.3  # type: ignore[attr-defined]
+    started = time.monotonic()
+    status, answer = asgi_post(client, [], [*JSON_HEAD, (b"content-length", b"400")])
+    assert status == 408
+    assert json.loads(answer) == {"detail": "the body did not arrive within 0.3 seconds"}
+    assert time.monotonic() - started < 5
+    metrics = client.get("/metrics").text
+    assert 'ancora_inference_requests_total{method="POST",route="/predict",status="408"} 1.0' in metrics
+
+
+def test_a_declared_body_over_the_cap_is_refused_before_it_is_read(client: TestClient) -> None:
+    too_long = str(predict_routes.PREDICT_MAX_BYTES + 1).encode()
+    status, answer = asgi_post(client, [], [*JSON_HEAD, (b"content-length", too_long)])
+    assert status == 413
+    assert "larger than" in json.loads(answer)["detail"]

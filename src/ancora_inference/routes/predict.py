@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ancora.schema import FEATURE_NAMES
@@ -35,6 +35,7 @@ from ancora.serving.rows import (
     parse_json_row,
 )
 from ancora_inference.dependencies import RuntimeDep, ServedModelDep
+from ancora_inference.limits import refuse
 from ancora_inference.runtime import ServingRuntime
 from ancora_inference.runtime import request_id as new_request_id
 from ancora_inference.schemas import BatchPrediction, ErrorMessage, InvalidInput, Prediction
@@ -148,62 +149,91 @@ def _is_json(media_type: str) -> bool:
 class PredictFastPath:
     """Pure ASGI handling of the common ``POST /predict``: a plainly valid row while a model is loaded.
 
-    It skips Starlette's routing and FastAPI's request machinery, which cost about half of a request's
-    CPU time in the API process. Anything else (no model yet, another content type, a row that needs
-    pydantic to accept it or to say what is wrong) falls through, body replayed, to the FastAPI route
-    above, which stays the one reference for errors and the OpenAPI document. Install it inside the
-    metrics middleware, which then counts both paths under the route's template, and inside
-    ``BodyLimits``, which bounds the body it reads.
+    It runs before the whole Starlette stack (``InferenceAPI``), which cost about half of a request's
+    CPU time in the API process: the error middleware, the metrics and body-limit layers with their
+    wrapped ``send`` and ``receive``, routing and FastAPI's request machinery. So it does their part
+    itself: it takes only a body declared within ``PREDICT_MAX_BYTES`` and complete in its first
+    message, answers 408 when that message does not arrive in time, and counts the request in the
+    route's metrics. Anything else (no model yet, another content type, a chunked, oversized or
+    trickled body, a row that needs pydantic to accept it or to say what is wrong) goes to ``fallback``,
+    the full stack, with what was read replayed; the FastAPI route above stays the one reference for
+    errors and the OpenAPI document.
     """
 
-    def __init__(self, app: ASGIApp, runtime: ServingRuntime) -> None:
-        self.app = app
+    def __init__(self, fallback: ASGIApp, runtime: ServingRuntime) -> None:
+        self.fallback = fallback
         self.runtime = runtime
-        self._route: Route | None = None
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        return bool(scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/predict")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         model = self.runtime.watcher.current
+        declared = _header(scope, b"content-length", "")
         if (
             model is None
-            or scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"] != "/predict"
+            or not declared.isdigit()
+            or int(declared) > PREDICT_MAX_BYTES
             or not _is_json(_header(scope, b"content-type", "application/json"))
         ):
-            await self.app(scope, receive, send)
+            await self.fallback(scope, receive, send)
             return
         started = time.perf_counter()
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
+        status = 500
+        try:
+            message = await _receive_within(receive, self.runtime.settings.inference_body_timeout_seconds)
+            if message is None:
+                status = 408
+                timeout = self.runtime.settings.inference_body_timeout_seconds
+                await refuse(send, 408, f"the body did not arrive within {timeout:g} seconds")
+                return
             if message["type"] != "http.request":
                 return  # the client went away
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        values = fast_json_row(body)
-        if values is None:
-            await self.app(scope, _replay(body, receive), send)
-            return
-        scope["route"] = self._predict_route(scope)
-        request_id = new_request_id(_header(scope, REQUEST_ID_HEADER.lower().encode(), ""))
-        user = _header(scope, USER_HEADER.lower().encode(), "") or None
-        answer = await _predict_one(self.runtime, model, values, request_id, user, started)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(answer)).encode()),
-            (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
+            body = message.get("body", b"")
+            values = fast_json_row(body) if not message.get("more_body", False) else None
+            if values is None:
+                status = 0  # counted by the full stack
+                await self.fallback(scope, _replay(body, receive, message.get("more_body", False)), send)
+                return
+            request_id = new_request_id(_header(scope, REQUEST_ID_HEADER.lower().encode(), ""))
+            user = _header(scope, USER_HEADER.lower().encode(), "") or None
+            answer = await _predict_one(self.runtime, model, values, request_id, user, started)
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(answer)).encode()),
+                (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": answer})
+            status = 200
+        finally:
+            if status:
+                self.runtime.metrics.count_request("/predict", "POST", status, time.perf_counter() - started)
 
-    def _predict_route(self, scope: Scope) -> Route | None:
-        if self._route is None:
-            for route in scope["app"].routes:
-                if isinstance(route, Route) and route.path == "/predict" and "POST" in (route.methods or ()):
-                    self._route = route
-        return self._route
+
+async def _receive_within(receive: Receive, seconds: float) -> Message | None:
+    """``receive()``, or None after ``seconds``: a bare timer that cancels the task, which costs a
+    fraction of ``asyncio.timeout`` on a path where the message is nearly always there already."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        task.uncancel()
+        return None
+    finally:
+        timer.cancel()
 
 
 def _header(scope: Scope, name: bytes, default: str) -> str:
@@ -213,7 +243,7 @@ def _header(scope: Scope, name: bytes, default: str) -> str:
     return default
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def _replay(body: bytes, receive: Receive, more_body: bool = False) -> Receive:
     """A ``receive`` that hands the already read body to the next app once, then defers to the client."""
     sent = False
 
@@ -221,7 +251,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more_body}
         return await receive()
 
     return replay
