@@ -2,10 +2,10 @@
 
 A loaded model brings hundreds of thousands of long-lived Python objects (MLflow, scikit-learn,
 pandas and what they import). Every full (generation 2) collection walks all of them while holding
-the GIL: measured at concurrency 32 on the compiled forest, 38 to 143 ms each, the slowest requests
-of the run. After a swap the heap is collected once and frozen (``gc.freeze``), so later full passes
-only walk what requests create. The pass waits a few seconds after the swap, so requests still on
-the old version have let it go and a cycle in it is freed, not frozen for ever.
+the GIL: measured in the API process serving the compiled forest, 17 to 143 ms each, a stall of
+every connection at once. After a swap the heap is collected once and frozen (``gc.freeze``), so
+later full passes only walk what requests create. The pass waits a few seconds after the swap, so
+requests still on the old version have let it go and a cycle in it is freed, not frozen for ever.
 """
 
 from __future__ import annotations
