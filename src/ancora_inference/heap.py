@@ -37,7 +37,6 @@ class HeapFreezer:
     def __init__(self, settle_seconds: float = SETTLE_SECONDS) -> None:
         self.settle_seconds = settle_seconds
         self._pending: asyncio.TimerHandle | None = None
-        self._running: asyncio.Future[tuple[int, float]] | None = None
 
     def model_swapped(self) -> None:
         """Call on the event loop, right after the swap."""
@@ -47,8 +46,7 @@ class HeapFreezer:
 
     def _start(self) -> None:
         self._pending = None
-        self._running = asyncio.get_running_loop().run_in_executor(None, collect_and_freeze)
-        self._running.add_done_callback(_report)
+        asyncio.get_running_loop().run_in_executor(None, collect_and_freeze).add_done_callback(_report)
 
     def cancel(self) -> None:
         if self._pending is not None:

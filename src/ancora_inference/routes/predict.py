@@ -35,7 +35,7 @@ from ancora.serving.rows import (
     parse_json_row,
 )
 from ancora_inference.dependencies import RuntimeDep, ServedModelDep
-from ancora_inference.limits import refuse
+from ancora_inference.limits import BodyTooSlow, refuse
 from ancora_inference.runtime import ServingRuntime
 from ancora_inference.runtime import request_id as new_request_id
 from ancora_inference.schemas import BatchPrediction, ErrorMessage, InvalidInput, Prediction
@@ -182,11 +182,11 @@ class PredictFastPath:
         started = time.perf_counter()
         status = 500
         try:
-            message = await _receive_within(receive, self.runtime.settings.inference_body_timeout_seconds)
+            timeout = self.runtime.settings.inference_body_timeout_seconds
+            message = await _receive_within(receive, timeout)
             if message is None:
                 status = 408
-                timeout = self.runtime.settings.inference_body_timeout_seconds
-                await refuse(send, 408, f"the body did not arrive within {timeout:g} seconds")
+                await refuse(send, 408, str(BodyTooSlow(timeout)))
                 return
             if message["type"] != "http.request":
                 return  # the client went away
