@@ -128,6 +128,27 @@ def bounded_protocol(header_timeout_seconds: float, body_timeout_seconds: float)
     )
 
 
+def use_deadlines(header_timeout_seconds: float, body_timeout_seconds: float) -> None:
+    """Set the deadlines of ``BoundedHttpToolsProtocol`` itself, for worker processes: uvicorn sends
+    them the protocol by its import path, so the class made by ``bounded_protocol`` cannot travel."""
+    BoundedHttpToolsProtocol.header_timeout_seconds = header_timeout_seconds
+    BoundedHttpToolsProtocol.body_timeout_seconds = body_timeout_seconds
+
+
+def run_workers(app_factory: str, host: str, port: int, workers: int, **options: Any) -> None:
+    """``uvicorn.run`` with ``workers`` processes on one socket, each building its app with
+    ``app_factory`` ("module:function"), which calls ``use_deadlines`` with its settings."""
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        http=f"{__name__}:{BoundedHttpToolsProtocol.__name__}",
+        **options,
+    )
+
+
 def run(
     app: Any,
     host: str,

@@ -1,4 +1,11 @@
-"""Prometheus metrics of one app, in its own registry so tests can build several apps in one process."""
+"""Prometheus metrics of one app, in its own registry so tests can build several apps in one process.
+
+With several HTTP worker processes (``ANCORA_SERVING_HTTP_WORKERS``) the values live in prometheus
+client's multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set by ``ancora serve`` before the workers
+start), and ``/metrics`` adds up every worker's: counters and histograms are summed; the served
+version is shown per worker (a ``pid`` label), the other gauges as their highest value among the live
+workers.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ancora.serving.registry import ServedModel
 from ancora.serving.watcher import FailureKind
+from ancora_inference.workers import forget_dead_workers, shared_folder
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384)
@@ -53,17 +61,20 @@ class ServingMetrics:
             "Registry version of the served model (0 while none is loaded).",
             ("name", "alias"),
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
         self.model_info = Gauge(
             "ancora_inference_model_info",
             "1 for the served model version and run.",
             ("name", "alias", "version", "run_id"),
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
         self.model_loaded_at = Gauge(
             "ancora_inference_model_loaded_timestamp_seconds",
             "When the served version was loaded (Unix time).",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.reloads = Counter(
             "ancora_inference_model_reloads",
@@ -80,6 +91,7 @@ class ServingMetrics:
             "ancora_inference_last_check_failed",
             "1 when the latest check of the alias failed (the previous model keeps serving).",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
         self.prediction_log_rows = Counter(
@@ -96,6 +108,17 @@ class ServingMetrics:
         self._request_counts: dict[tuple[str, str, int], Any] = {}
         self._latencies: dict[tuple[str, str], Any] = {}
         self._class_counts: dict[tuple[int, str], Any] = {}
+        self._served_info: Any = None
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this app, or of every HTTP worker when there are several."""
+        folder = shared_folder()
+        if folder is None:
+            return generate_latest(self.registry)
+        forget_dead_workers(folder)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, str(folder))  # type: ignore[no-untyped-call]
+        return generate_latest(combined)
 
     def count_log_rows(self, outcome: str, rows: int) -> None:
         self.prediction_log_rows.labels(outcome).inc(rows)
@@ -108,8 +131,11 @@ class ServingMetrics:
     def model_loaded(self, model: ServedModel) -> None:
         ref = model.ref
         self.model_version.labels(ref.name, ref.alias).set(float(ref.version))
+        if self._served_info is not None:
+            self._served_info.set(0)  # a worker's series stays in the shared files: 0, not gone
         self.model_info.clear()
-        self.model_info.labels(ref.name, ref.alias, ref.version, ref.run_id or "").set(1)
+        self._served_info = self.model_info.labels(ref.name, ref.alias, ref.version, ref.run_id or "")
+        self._served_info.set(1)
         self.model_loaded_at.set(model.loaded_at.timestamp())
         self.reloads.inc()
         self.last_check_failed.set(0)

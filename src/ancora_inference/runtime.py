@@ -17,10 +17,11 @@ from ancora.monitoring.store import open_monitoring_store
 from ancora.serving.batcher import MicroBatcher
 from ancora.serving.registry import ModelRegistry, ServedModel, configure_mlflow_http
 from ancora.serving.rows import FeatureColumns, FeatureValues
-from ancora.serving.watcher import FailureKind, ModelWatcher
+from ancora.serving.watcher import CheckResult, FailureKind, ModelWatcher
 from ancora.serving.worker import PredictWorkerPool
 from ancora_inference.heap import HeapFreezer
 from ancora_inference.metrics import ServingMetrics
+from ancora_inference.workers import ReloadSignal, shared_folder
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class ServingRuntime:
         )
         self.prediction_log: PredictionLogger | None = None
         self.batch_parsing = asyncio.Semaphore(BATCH_PARSING_SLOTS)
+        folder = shared_folder()
+        self.reload_signal = ReloadSignal(folder) if folder is not None else None
+        self._following_reloads: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start serving at once; the first registry check runs in the background, so liveness does
@@ -67,6 +71,10 @@ class ServingRuntime:
             self.worker.start()
         await self.batcher.start()
         self.watcher.start()
+        if self.reload_signal is not None:
+            self._following_reloads = asyncio.create_task(
+                self.reload_signal.follow(self.watcher.wake), name="reload-signal"
+            )
         if self.settings.prediction_log_enabled:
             await asyncio.to_thread(self._start_prediction_log)
 
@@ -127,7 +135,15 @@ class ServingRuntime:
     def check_succeeded(self) -> None:
         self.metrics.check_succeeded()
 
+    async def reload(self) -> CheckResult:
+        """Check the alias now, here and in the sibling HTTP workers (which check on their own)."""
+        if self.reload_signal is not None:
+            self.reload_signal.send()
+        return await self.watcher.check()
+
     async def stop(self) -> None:
+        if self._following_reloads is not None:
+            self._following_reloads.cancel()
         self.heap.cancel()
         await self.watcher.stop()
         await self.batcher.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ancora.cli.faces import load_face
@@ -17,8 +19,20 @@ def serve(
     """Serve the registry alias (default covertype@champion) on ANCORA_BIND_HOST, with hot reload."""
     from ancora import http_server
 
-    create_app = load_face("ancora_inference.app", "serve").create_app
     settings = load_settings(ServingSettings)
+    if settings.serving_http_workers > 1:
+        workers = load_face("ancora_inference.workers", "serve")
+        with workers.shared_dir():
+            http_server.run_workers(
+                f"{__name__}:{worker_app.__name__}",
+                host=settings.bind_host,
+                port=port or settings.inference_port,
+                workers=settings.serving_http_workers,
+                access_log=access_log,
+                log_level="info",
+            )
+        return
+    create_app = load_face("ancora_inference.app", "serve").create_app
     http_server.run(
         create_app(settings),
         host=settings.bind_host,
@@ -28,3 +42,15 @@ def serve(
         access_log=access_log,
         log_level="info",
     )
+
+
+def worker_app() -> Any:
+    """The app of one HTTP worker process: uvicorn imports and calls this in each worker it starts,
+    which reads the settings from the environment it inherited."""
+    from ancora import http_server
+
+    settings = load_settings(ServingSettings)
+    http_server.use_deadlines(
+        settings.inference_header_timeout_seconds, settings.inference_body_timeout_seconds
+    )
+    return load_face("ancora_inference.app", "serve").create_app(settings)

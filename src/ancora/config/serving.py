@@ -144,6 +144,15 @@ class ServingSettings(DispatchSettings):
     )
 
     # --- Inference API throughput (src/ancora/serving/worker.py, batcher.py; benchmarks/serve.py) ---
+    serving_http_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Processes of the inference API answering HTTP on its one port, each with its own copy "
+        "of the model (memory grows with each); /metrics sums them all and a reload reaches every one. "
+        "One process handles HTTP on one core: on 2 cores shared with the load generator, 2 answered "
+        "1.2-1.4x the requests of 1 at concurrency 32, with a p99 no better (docs/inference.md).",
+    )
     serving_predict_worker: bool = Field(
         default=True,
         description="Run predict_proba in a child process of the inference API, so HTTP handling and "

@@ -70,8 +70,9 @@ def engine_status(model: ServedModel) -> EngineStatus:
     },
 )
 async def reload(runtime: RuntimeDep) -> ReloadResult:
-    """Ask the registry at once instead of waiting for the next poll; swaps if the alias moved."""
-    result = await runtime.watcher.check()
+    """Ask the registry at once instead of waiting for the next poll; swaps if the alias moved. With
+    several HTTP workers, the answer is this worker's; the others check within a second."""
+    result = await runtime.reload()
     return ReloadResult(
         changed=result.changed,
         model_version=result.model.ref.version if result.model is not None else None,
