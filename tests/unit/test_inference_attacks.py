@@ -249,6 +249,23 @@ def test_a_slow_request_head_gets_408(served: tuple[str, int]) -> None:
         assert read_until_closed(sock, timeout=30).startswith(b"HTTP/1.1 408 ")
 
 
+def test_deadlines_count_from_each_request_on_a_kept_alive_connection(served: tuple[str, int]) -> None:
+    """One timer serves a connection's requests: a request answered after the first head's deadline
+    would have passed must not be cut, and the next slow head still gets its 408 on time."""
+    health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", served[1])) as sock:
+        sock.settimeout(10)
+        for _ in range(3):  # together longer than the header timeout
+            sock.sendall(health)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            time.sleep(HEADER_TIMEOUT * 0.6)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHo")
+        started = time.monotonic()
+        assert read_until_closed(sock, timeout=30).startswith(b"HTTP/1.1 408 ")
+        waited = time.monotonic() - started
+    assert HEADER_TIMEOUT * 0.9 <= waited < HEADER_TIMEOUT + 1.5, f"408 after {waited:.2f} s"
+
+
 SLOW_ONE = b"POST /predict HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{"
 SLOW_BATCH = b"POST /predict/batch HTTP/1.1\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
 

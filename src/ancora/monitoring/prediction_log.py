@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -41,11 +41,19 @@ their mean a few microseconds instead)."""
 ROWS_PER_GIL_HOLD = 100
 """Rows of a large request the writer builds before it lets the event loop have the GIL back
 (about 1.2 ms of work)."""
+UNIX_EPOCH = datetime(1970, 1, 1)
+"""Naive UTC, as the log stores times: adding a timedelta to it gives the same instant as
+``datetime.fromtimestamp(at, UTC).replace(tzinfo=None)`` in half the time (the ``replace`` alone cost
+about 3 µs a request)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LoggedRequest:
-    """One request's rows as the route had them; turned into table rows by the writer thread."""
+    """One request's rows as the route had them; turned into table rows by the writer thread.
+
+    Not frozen: a frozen dataclass sets its 11 fields through ``object.__setattr__``, 6.7 µs per
+    request against 1.8 µs, on the event loop of the inference API.
+    """
 
     at: float
     request_id: str
@@ -66,7 +74,7 @@ class LoggedRequest:
         """Table rows ``start:stop``, built with plain Python on ``tolist()`` values and encoded by
         msgspec: at a thousand requests a second this runs in the API process, so every microsecond
         shows."""
-        at = datetime.fromtimestamp(self.at, tz=UTC).replace(tzinfo=None)  # stored as UTC, read back aware
+        at = UNIX_EPOCH + timedelta(seconds=self.at)  # stored as naive UTC, read back aware
         winners = self.winners[start:stop].tolist()
         probabilities = self.probabilities[start:stop].tolist()
         if isinstance(self.values, FeatureColumns):
