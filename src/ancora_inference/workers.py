@@ -19,6 +19,8 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
+from ancora.stack.processes import is_running
+
 SHARED_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's own variable, read when it is imported: it must name the folder before a worker
 starts, and it is what tells a worker that it has siblings."""
@@ -52,11 +54,8 @@ def shared_dir() -> Iterator[Path]:
 def forget_dead_workers(folder: Path) -> list[int]:
     """Drop the gauges of workers that are gone (uvicorn starts a new one when a worker dies), so they
     stop showing among the live ones; their counts stay in the totals. Returns their process ids."""
-    dead = set()
-    for path in folder.glob("gauge_live*_*.db"):
-        number = path.stem.rsplit("_", 1)[-1]
-        if number.isdigit() and not Path(f"/proc/{number}").exists():
-            dead.add(int(number))
+    pids = {path.stem.rsplit("_", 1)[-1] for path in folder.glob("gauge_live*_*.db")}
+    dead = {int(pid) for pid in pids if pid.isdigit() and not is_running(int(pid))}
     for pid in dead:
         multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
     return sorted(dead)
