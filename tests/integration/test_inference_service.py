@@ -315,6 +315,10 @@ def test_two_http_workers_share_the_port_the_metrics_and_a_reload(
         assert 'ancora_inference_requests_total{method="POST",route="/predict",status="200"} 20.0' in metrics
 
         mlflow.MlflowClient(registry.uri).set_registered_model_alias(name, "champion", new_version)
+        for headers in ({}, {"Authorization": "Bearer wrong"}):  # refused, and no worker is signalled
+            assert httpx.post(f"{url}/reload", headers=headers, timeout=30).status_code == 401
+        time.sleep(1.0)
+        assert _served_versions(httpx.get(f"{url}/metrics", timeout=30).text, name) == before
         reload = httpx.post(f"{url}/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
         assert reload.json() == {"changed": True, "model_version": new_version, "error": None}
         after = _wait_for_versions(url, name, new_version, workers=2, timeout=30)
