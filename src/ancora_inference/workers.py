@@ -24,6 +24,8 @@ from ancora.stack.processes import is_running
 SHARED_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's own variable, read when it is imported: it must name the folder before a worker
 starts, and it is what tells a worker that it has siblings."""
+FOLDER_PREFIX = "ancora-serve-workers-"
+"""Followed by the process id of the ``ancora serve`` that made the folder."""
 RELOAD_SIGNAL = "reload-requested"
 SIGNAL_POLL_SECONDS = 0.25
 
@@ -37,8 +39,10 @@ def shared_folder() -> Path | None:
 @contextlib.contextmanager
 def shared_dir() -> Iterator[Path]:
     """A fresh folder for the workers, named in the environment they inherit; removed afterwards, so a
-    restart never adds up the counts of a previous run."""
-    folder = Path(tempfile.mkdtemp(prefix="ancora-serve-workers-"))
+    restart never adds up the counts of a previous run. Folders left by a server that was killed
+    outright (SIGKILL, out of memory) are removed first."""
+    remove_orphaned_folders(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
     previous = os.environ.get(SHARED_DIR_VARIABLE)
     os.environ[SHARED_DIR_VARIABLE] = str(folder)
     try:
@@ -49,6 +53,21 @@ def shared_dir() -> Iterator[Path]:
         else:
             os.environ[SHARED_DIR_VARIABLE] = previous
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_orphaned_folders(parent: Path) -> list[Path]:
+    """Remove this user's worker folders whose server process is gone; returns them."""
+    removed = []
+    for folder in parent.glob(f"{FOLDER_PREFIX}*"):
+        owner = folder.name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
+        try:
+            mine = folder.is_dir() and folder.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and owner.isdigit() and not is_running(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def forget_dead_workers(folder: Path) -> list[int]:

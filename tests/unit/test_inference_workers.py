@@ -30,6 +30,28 @@ def test_the_shared_folder_is_named_in_the_environment_and_removed_after(
     assert shared_folder() is None
 
 
+def test_folders_of_a_killed_server_are_removed_and_a_live_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.kill()
+    killed.wait()
+    orphan = tmp_path / f"{workers.FOLDER_PREFIX}{killed.pid}-abc"
+    live = tmp_path / f"{workers.FOLDER_PREFIX}{os.getpid()}-def"
+    unrelated = tmp_path / f"{workers.FOLDER_PREFIX}not-a-pid"
+    for folder in (orphan, live, unrelated):
+        folder.mkdir()
+        (folder / "gauge_livemax_1.db").write_bytes(b"x")
+    monkeypatch.setattr(workers.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(workers.SHARED_DIR_VARIABLE, raising=False)
+
+    with shared_dir() as folder:
+        assert folder.parent == tmp_path and folder.name.startswith(f"{workers.FOLDER_PREFIX}{os.getpid()}-")
+        assert not orphan.exists()
+        assert live.is_dir() and unrelated.is_dir()
+    assert not folder.exists()
+
+
 def test_a_reload_sent_by_one_worker_wakes_the_others_not_itself(tmp_path: Path) -> None:
     async def scenario() -> tuple[int, int, int]:
         sender, sibling, other = ReloadSignal(tmp_path), ReloadSignal(tmp_path), ReloadSignal(tmp_path)
