@@ -14,7 +14,8 @@ awaiting a prediction, then:
 
 The events database is SQLite, the native default. Each datalake is measured twice on the same
 version: with the compiled engine picked per call size (the default) and with
-``ANCORA_SERVING_COMPILED=false`` (scikit-learn for every call, the dispatch as it was before).
+``ANCORA_SERVING_COMPILED=false`` (scikit-learn for every call, the dispatch as it was before), their
+end-to-end runs alternating. To compare code versions, see ``benchmarks.dispatch_versions``.
 
     .venv/bin/python -m benchmarks.dispatch
 """
@@ -211,31 +212,47 @@ def end_to_end(settings: Settings, datalake: Datalake, rows: int) -> dict[str, A
     }
 
 
+ENGINES = {"_sklearn": {"serving_compiled": False}, "": {}}
+"""Result-name suffix -> settings: scikit-learn for every call, and the default (compiled engine picked
+per call size)."""
+
+
 def bench_datalake(
     name: str, datalake_url: str, base: dict[str, Any], workdir: Path, rows: int, repeats: int
-) -> dict[str, Any]:
-    settings = Settings(
-        **base,
-        datalake_url=datalake_url,
-        dispatch_events_db_url=f"sqlite:///{workdir / f'{name}-events.db'}",
-    )
-    datalake = open_datalake(settings)
-    model, load_s = timed(lambda: load_champion(settings))
-    result: dict[str, Any] = {
-        "first_model_download_and_load_s": round(load_s, 3),
-        "seed_s": round(fresh_table(datalake, rows), 3),
-    }
-    result["stages"] = stages(settings, datalake, model, rows)
-    print(name, json.dumps(result), flush=True)
-    runs = []
-    for _ in range(repeats):
-        runs.append(end_to_end(settings, datalake, rows))
-        print(name, json.dumps(runs[-1]), flush=True)
-    best = sorted(runs, key=lambda run: run["seconds"])
-    result["dispatch_median"] = best[len(best) // 2]
-    result["dispatch_runs"] = runs
-    datalake.engine.dispose()
-    return result
+) -> dict[str, dict[str, Any]]:
+    """Both engine settings on one datalake, their end-to-end runs alternating (the order reversed
+    every round), so a host that slows down during the run weighs on both alike."""
+    configured = {}
+    results: dict[str, dict[str, Any]] = {}
+    for suffix, engine in ENGINES.items():
+        settings = Settings(
+            **base,
+            **engine,
+            datalake_url=datalake_url,
+            dispatch_events_db_url=f"sqlite:///{workdir / f'{name}{suffix}-events.db'}",
+        )
+        datalake = open_datalake(settings)
+        model, load_s = timed(lambda settings=settings: load_champion(settings))
+        result: dict[str, Any] = {
+            "first_model_download_and_load_s": round(load_s, 3),
+            "seed_s": round(fresh_table(datalake, rows), 3),
+        }
+        result["stages"] = stages(settings, datalake, model, rows)
+        print(name + suffix, json.dumps(result), flush=True)
+        configured[suffix] = (settings, datalake)
+        results[name + suffix] = result
+    runs: dict[str, list[dict[str, Any]]] = {suffix: [] for suffix in ENGINES}
+    for number in range(repeats):
+        for suffix in list(ENGINES) if number % 2 == 0 else list(ENGINES)[::-1]:
+            settings, datalake = configured[suffix]
+            runs[suffix].append(end_to_end(settings, datalake, rows))
+            print(name + suffix, json.dumps(runs[suffix][-1]), flush=True)
+    for suffix, (_, datalake) in configured.items():
+        best = sorted(runs[suffix], key=lambda run: run["seconds"])
+        results[name + suffix]["dispatch_median"] = best[len(best) // 2]
+        results[name + suffix]["dispatch_runs"] = runs[suffix]
+        datalake.engine.dispose()
+    return results
 
 
 def main() -> None:
@@ -281,20 +298,14 @@ def main() -> None:
                 "target_rows_per_s": 20_000,
                 "compiled": compiled,
             }
-            for suffix, engine in (("_sklearn", {"serving_compiled": False}), ("", {})):
-                if not args.skip_mariadb:
-                    with throwaway_mariadb(args.mariadb_url, prefix="ancora_bench") as url:
-                        results[f"mariadb{suffix}"] = bench_datalake(
-                            f"mariadb{suffix}", url, {**base, **engine}, workdir, args.rows, args.repeats
-                        )
-                results[f"sqlite{suffix}"] = bench_datalake(
-                    f"sqlite{suffix}",
-                    f"sqlite:///{workdir / f'lake{suffix}.db'}",
-                    {**base, **engine},
-                    workdir,
-                    args.rows,
-                    args.repeats,
+            if not args.skip_mariadb:
+                with throwaway_mariadb(args.mariadb_url, prefix="ancora_bench") as url:
+                    results.update(bench_datalake("mariadb", url, base, workdir, args.rows, args.repeats))
+            results.update(
+                bench_datalake(
+                    "sqlite", f"sqlite:///{workdir / 'lake.db'}", base, workdir, args.rows, args.repeats
                 )
+            )
     machine["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     results["summary"] = {
         name: {
