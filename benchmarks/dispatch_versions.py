@@ -43,6 +43,8 @@ def child(datalake: str, rows: int) -> None:
     from benchmarks.dispatch import database_server_cpu_seconds, log_champion, process_cpu_seconds
     from tests.support.mlflow_server import running_mlflow_server
 
+    # The throwaway database is made here rather than by tests.support.databases.throwaway_mariadb:
+    # this child imports from the version's tree, which may predate that helper (e91ff66 does).
     server = sa.create_engine(SERVER_URL)
     database = f"ancora_bench_versions_{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="ancora-bench-versions-") as tmp:

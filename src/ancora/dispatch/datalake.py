@@ -38,7 +38,8 @@ JSON_PAGE_DIALECTS = frozenset({"mysql", "mariadb"})
 needs MySQL 5.7.8 or MariaDB 10.2.3 and later."""
 
 _JSON_PAGE_SESSION = "ancora_json_pages"
-"""Marks a pooled connection whose session already allows page-sized documents."""
+"""Holds, on a pooled connection, the ``group_concat_max_len`` its session was given: set once per
+connection, again only for a datalake that asks for another."""
 
 
 class DatalakeConfigError(ValueError):
@@ -214,10 +215,10 @@ class Datalake:
     def _json_page(self, connection: Connection, page: sa.Select[Any]) -> Sequence[Sequence[Any]] | None:
         """The page's rows from one JSON document built by the server, in key order; None when the
         document is not the whole page (cut at ``group_concat_max_len``) or not UTF-8."""
-        if not connection.info.get(_JSON_PAGE_SESSION):
-            limit = int(self.json_page_max_bytes) if self.json_page_max_bytes else "@@max_allowed_packet"
+        limit = int(self.json_page_max_bytes) if self.json_page_max_bytes else "@@max_allowed_packet"
+        if connection.info.get(_JSON_PAGE_SESSION) != limit:
             connection.exec_driver_sql(f"SET SESSION group_concat_max_len = {limit}")
-            connection.info[_JSON_PAGE_SESSION] = True
+            connection.info[_JSON_PAGE_SESSION] = limit
         rows = page.with_only_columns(
             sa.func.json_array(*page.selected_columns).label("page_row"), self._key.label("page_key")
         ).subquery("page")
